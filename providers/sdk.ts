@@ -1,0 +1,184 @@
+/**
+ * The provider contract: the only module a provider imports from the engine side.
+ * A provider is a manifest plus `open()`, which returns a session with an optional
+ * source (describe, stream rows), an optional destination (actions, load) and an
+ * optional SQL executor (segment connectors). Every method takes one request object.
+ */
+export type { Diagnostic } from '../engine/diagnostics.js';
+export { ProviderError, UserError } from '../engine/errors.js';
+
+/** A row as the driver returned it, with JSON text already decoded where the driver knows it is JSON. */
+export type Row = Readonly<Record<string, unknown>>;
+
+export type Change = 'added' | 'updated' | 'deleted';
+export type ActionName = 'upsert' | 'insert' | 'update' | 'delete' | 'mirror' | 'post' | 'append';
+export type ProviderType =
+  | 'sqlite'
+  | 'postgres'
+  | 'mysql'
+  | 'mssql'
+  | 'oracle'
+  | 'bigquery'
+  | 'clickhouse'
+  | 'webhook'
+  | 'file';
+
+/** A connection's settings with every `${env:NAME}` already resolved (only ever held in memory). */
+export interface ConnectionSettings {
+  readonly type: ProviderType;
+  readonly url?: string;
+  readonly path?: string;
+  readonly project?: string;
+  readonly dataset?: string;
+  readonly location?: string;
+  readonly credentials?: string;
+  readonly statement_timeout?: string;
+  readonly headers?: Readonly<Record<string, string>>;
+  readonly signing_secret?: string;
+  readonly timeout?: string;
+}
+
+export interface OpenRequest {
+  readonly settings: ConnectionSettings;
+  /** Absolute config directory: relative `path`s resolve against it. */
+  readonly configDir: string;
+  /** Resource address the connection belongs to, for error messages (`source.warehouse`). */
+  readonly address: string;
+  readonly signal?: AbortSignal;
+}
+
+export interface Column {
+  readonly name: string;
+  /** The database's own type name, lower case (`bigint`, `jsonb`, `text`). */
+  readonly type: string;
+}
+
+export interface DescribeRequest {
+  readonly sql: string;
+  readonly signal?: AbortSignal;
+}
+
+export interface StreamRequest {
+  readonly sql: string;
+  /** Rows per yielded batch. */
+  readonly batchSize: number;
+  readonly signal?: AbortSignal;
+}
+
+/** Reads a model: describe its columns without a full scan, stream its rows in batches. */
+export interface SourceCapability {
+  describe(req: DescribeRequest): Promise<readonly Column[]>;
+  stream(req: StreamRequest): AsyncIterable<readonly Row[]>;
+}
+
+/** One record to load. `fields` is null for deleted records (their data is gone from the model). */
+export interface LoadRecord {
+  readonly change: Change;
+  /** The record's primary key as text (a composite key is a JSON array). */
+  readonly key: string;
+  /** Stable per (mapping, key, content): receivers can de-duplicate retries. */
+  readonly idempotencyKey: string;
+  readonly fields: Readonly<Record<string, unknown>> | null;
+}
+
+/** Action options from the mapping (`table`, `key`). */
+export interface ActionOptions {
+  readonly table?: string;
+  readonly key?: string;
+}
+
+export interface LoadRequest {
+  readonly mapping: string;
+  readonly syncId: string;
+  readonly action: ActionName;
+  readonly options: ActionOptions;
+  readonly records: readonly LoadRecord[];
+  readonly signal?: AbortSignal;
+}
+
+/** Exactly one per record, in order. `retry`: a transient failure; `rejected`: the destination refused it. */
+export type RecordResult =
+  | { readonly status: 'ok' }
+  | { readonly status: 'rejected'; readonly code: string; readonly message: string }
+  | { readonly status: 'retry'; readonly code: string; readonly message: string };
+
+export interface CheckRequest {
+  readonly action: ActionName;
+  readonly options: ActionOptions;
+  /** Destination field names the mapping writes. */
+  readonly fields: readonly string[];
+  readonly signal?: AbortSignal;
+}
+
+/** A problem `check` found (table missing, column missing), reported against the mapping. */
+export interface CheckProblem {
+  readonly code: string;
+  readonly message: string;
+  readonly hint?: string;
+}
+
+/** What an action needs and which changes it can carry. */
+export interface ActionSpec {
+  /** Changes this action can load; the default `sync_on` too unless `defaultSyncOn` says otherwise. */
+  readonly changes: readonly Change[];
+  readonly defaultSyncOn?: readonly Change[];
+  /** Mapping options that must be set (`table`, `key`). */
+  readonly requires: readonly (keyof ActionOptions)[];
+  /**
+   * Destination fields with a fixed list of properties (the seed's "certain object mapping fields"):
+   * field name → allowed property names. Unlisted fields accept anything.
+   */
+  readonly fixedProperties?: Readonly<Record<string, readonly string[]>>;
+}
+
+/** Loads records through an action. */
+export interface DestinationCapability {
+  /** Checks that the target exists and has the columns the mapping writes, without writing. */
+  check?(req: CheckRequest): Promise<readonly CheckProblem[]>;
+  load(req: LoadRequest): Promise<readonly RecordResult[]>;
+}
+
+export interface ExecuteRequest {
+  readonly sql: string;
+  readonly signal?: AbortSignal;
+}
+
+/** Runs rendered SQL text (segment connectors). One call may hold several statements only where the dialect allows. */
+export interface SqlExecutor {
+  execute(req: ExecuteRequest): Promise<{ readonly rowsAffected?: number }>;
+  /** Runs a query and returns its rows (used by tests and `segments resync` read-backs). */
+  query?(req: ExecuteRequest): Promise<readonly Row[]>;
+}
+
+export interface Session {
+  readonly source?: SourceCapability;
+  readonly destination?: DestinationCapability;
+  readonly sql?: SqlExecutor;
+  close(): Promise<void>;
+}
+
+/** Static facts about a provider, readable without opening a connection. */
+export interface ProviderManifest {
+  readonly type: ProviderType;
+  /** What the provider can be: a model source, a mapping destination, a segment connector. */
+  readonly roles: readonly ('source' | 'destination' | 'connector')[];
+  readonly actions: Readonly<Partial<Record<ActionName, ActionSpec>>>;
+  /** SQL dialect name for templates (absent for webhook and file). */
+  readonly dialect?: DialectName;
+}
+
+export type DialectName = 'sqlite' | 'postgres' | 'mysql' | 'mssql' | 'oracle' | 'bigquery' | 'clickhouse';
+
+export interface Provider {
+  readonly manifest: ProviderManifest;
+  open(req: OpenRequest): Promise<Session>;
+}
+
+/** The standard database actions, shared by every SQL provider's manifest. */
+export const DATABASE_ACTIONS: Readonly<Partial<Record<ActionName, ActionSpec>>> = {
+  upsert: { changes: ['added', 'updated'], requires: ['table', 'key'] },
+  insert: { changes: ['added'], requires: ['table'] },
+  update: { changes: ['updated'], requires: ['table', 'key'] },
+  delete: { changes: ['deleted'], requires: ['table', 'key'] },
+  mirror: { changes: ['added', 'updated', 'deleted'], requires: ['table', 'key'] },
+};

@@ -36,7 +36,10 @@ export class ProviderError extends BackflowError {
   readonly retryable: boolean;
   /** Stable machine code, e.g. `connection_refused`, `query_failed`. */
   readonly code: string;
-  constructor(message: string, options: { code: string; retryable: boolean; hint?: string; cause?: unknown }) {
+  constructor(
+    message: string,
+    options: { code: string; retryable: boolean; hint?: string; cause?: unknown },
+  ) {
     super(message, options);
     this.code = options.code;
     this.retryable = options.retryable;

@@ -87,9 +87,7 @@ export type FieldValue =
       /**
        * A constant.
        */
-      value: {
-        [k: string]: unknown;
-      };
+      value: unknown;
     }
   | {
       /**

@@ -15,6 +15,8 @@ export interface ResourceState {
   readonly kind: ResourceKind;
   readonly name: string;
   readonly body: Readonly<Record<string, unknown>>;
+  /** sha256 of the body before redaction, when it held an inline password: changes stay visible. */
+  readonly sensitive_digest?: string;
 }
 
 export type ChangeAction = 'create' | 'update' | 'delete';
@@ -28,7 +30,12 @@ export interface PathDiff {
 
 /** A data effect the apply will cause (SPEC §2). */
 export type Effect =
-  | { readonly kind: 'full_resync'; readonly mapping: string; readonly reason: string; readonly records?: number }
+  | {
+      readonly kind: 'full_resync';
+      readonly mapping: string;
+      readonly reason: string;
+      readonly records?: number;
+    }
   | { readonly kind: 'upsert_segment'; readonly segment: string; readonly integration: string }
   | { readonly kind: 'delete_segment'; readonly segment: string; readonly integration: string }
   | { readonly kind: 'mapping_enabled'; readonly mapping: string }

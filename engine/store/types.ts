@@ -85,4 +85,9 @@ export interface RuntimeStore {
   upsertPending(mapping: string, records: readonly Omit<PendingRecord, 'firstFailedAt' | 'attempts'>[]): Promise<void>;
   clearPending(mapping: string, keys: readonly string[]): Promise<void>;
   countPending(mapping: string): Promise<number>;
+
+  // --- small facts (reset requests, consumed apply effects, reported first syncs) ----------
+  getMeta(key: string): Promise<string | undefined>;
+  /** Sets a fact; `null` removes it. */
+  setMeta(key: string, value: string | null): Promise<void>;
 }

@@ -1,3 +1,4 @@
+import 'vitest';
 /**
  * What the global setup (test/harness/global-setup.ts) provides to test files through
  * `inject('servers')`: connection URLs of the real servers it started. A server that the

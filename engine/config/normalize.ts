@@ -1,0 +1,89 @@
+import { createHash } from 'node:crypto';
+import { manifests } from '../../providers/manifests.js';
+import type { ActionName, ProviderType } from '../../providers/sdk.js';
+import type { ResourceKind, ResourceState } from '../plan/types.js';
+import { redact, redactDeep } from './env.js';
+import { SECTION_NAMES, SECTIONS } from './sections.js';
+import type { BackflowConfig, Mapping, SegmentIntegration } from './types.gen.js';
+
+/** Defaults written into normalised bodies, so spelling a default out is not a change. */
+export const DEFAULTS = {
+  batchSize: 1000,
+  retryMaxAge: '14d',
+  segmentBatchSize: 100,
+  segmentBatchTimeout: '10s',
+  repeatAfter: '24h',
+} as const;
+
+/** The default `sync_on` of an action on a destination type. */
+export function defaultSyncOn(destinationType: string | undefined, action: string): string[] {
+  const spec =
+    destinationType && destinationType in manifests
+      ? manifests[destinationType as ProviderType].actions[action as ActionName]
+      : undefined;
+  return [...(spec?.defaultSyncOn ?? spec?.changes ?? ['added', 'updated'])];
+}
+
+function normalizeMapping(m: Mapping, doc: BackflowConfig): Record<string, unknown> {
+  const destType = doc.destinations?.[m.destination]?.type;
+  return {
+    ...m,
+    enabled: m.enabled ?? true,
+    schedule: m.schedule ?? 'manual',
+    batch_size: m.batch_size ?? DEFAULTS.batchSize,
+    retry: { max_age: m.retry?.max_age ?? DEFAULTS.retryMaxAge },
+    sync_on: m.sync_on ?? defaultSyncOn(destType, m.action),
+  };
+}
+
+function normalizeIntegration(i: SegmentIntegration): Record<string, unknown> {
+  return {
+    ...i,
+    enabled: i.enabled ?? true,
+    batch: {
+      size: i.batch?.size ?? DEFAULTS.segmentBatchSize,
+      timeout: i.batch?.timeout ?? DEFAULTS.segmentBatchTimeout,
+    },
+  };
+}
+
+/** Sorts object keys recursively so equal bodies serialise identically. */
+export function sortKeys<T>(value: T): T {
+  if (Array.isArray(value)) return value.map(sortKeys) as T;
+  if (value && typeof value === 'object')
+    return Object.fromEntries(
+      Object.keys(value)
+        .sort()
+        .map((k) => [k, sortKeys((value as Record<string, unknown>)[k])]),
+    ) as T;
+  return value;
+}
+
+/** The resources of a valid document, normalised (defaults, sorted keys, redacted), sorted by address. */
+export function toResources(doc: BackflowConfig): ResourceState[] {
+  const out: ResourceState[] = [];
+  for (const section of SECTION_NAMES) {
+    const kind: ResourceKind = SECTIONS[section];
+    for (const [name, body] of Object.entries((doc[section] as Record<string, unknown> | undefined) ?? {})) {
+      let normal = body as Record<string, unknown>;
+      if (kind === 'mapping') normal = normalizeMapping(body as Mapping, doc);
+      if (kind === 'segment_integration') normal = normalizeIntegration(body as SegmentIntegration);
+      if (kind === 'alert') normal = { ...normal, repeat_after: normal.repeat_after ?? DEFAULTS.repeatAfter };
+      const sorted = sortKeys(normal);
+      const redacted = redactDeep(sorted);
+      const raw = JSON.stringify(sorted);
+      out.push({
+        address: `${kind}.${name}`,
+        kind,
+        name,
+        body: redacted,
+        ...(JSON.stringify(redacted) !== raw
+          ? { sensitive_digest: createHash('sha256').update(raw).digest('hex') }
+          : {}),
+      });
+    }
+  }
+  return out.sort((a, b) => (a.address < b.address ? -1 : a.address > b.address ? 1 : 0));
+}
+
+export { redact };

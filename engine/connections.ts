@@ -1,0 +1,64 @@
+import { createHash } from 'node:crypto';
+import { loadProvider } from '../providers/registry.js';
+import type { ConnectionSettings, ProviderType, Session } from '../providers/sdk.js';
+import { resolveDeep } from './config/env.js';
+import { loadDocument } from './config/load.js';
+import { sortKeys } from './config/normalize.js';
+import { KIND_TO_SECTION, parseAddress } from './config/sections.js';
+import { UserError } from './errors.js';
+import type { ResourceState } from './plan/types.js';
+
+export interface OpenSessionRequest {
+  /** The resource holding the connection (`source.warehouse`, `destination.crm`, `connector.crm_mysql`). */
+  readonly resource: Pick<ResourceState, 'address' | 'body' | 'sensitive_digest'>;
+  readonly configDir: string;
+  readonly signal?: AbortSignal;
+  readonly env?: NodeJS.ProcessEnv;
+}
+
+/**
+ * Opens a provider session for a resource: `${env:NAME}` references are resolved here and only here.
+ * A body redacted in state (inline password) takes the value from the config files when it is the
+ * one that was applied (same digest).
+ */
+export async function openSession(req: OpenSessionRequest): Promise<Session> {
+  const body = req.resource.sensitive_digest ? await unredacted(req) : req.resource.body;
+  const settings = resolveDeep(body, req.resource.address, req.env) as unknown as ConnectionSettings;
+  const provider = await loadProvider(settings.type as ProviderType);
+  return provider.open({
+    settings,
+    configDir: req.configDir,
+    address: req.resource.address,
+    ...(req.signal ? { signal: req.signal } : {}),
+  });
+}
+
+async function unredacted(req: OpenSessionRequest): Promise<Readonly<Record<string, unknown>>> {
+  const parsed = parseAddress(req.resource.address);
+  const loaded = await loadDocument(req.configDir);
+  const section = parsed ? KIND_TO_SECTION[parsed.kind] : undefined;
+  const raw =
+    section && parsed
+      ? (loaded.data[section] as Record<string, unknown> | undefined)?.[parsed.name]
+      : undefined;
+  if (raw && typeof raw === 'object') {
+    const digest = createHash('sha256')
+      .update(JSON.stringify(sortKeys(raw)))
+      .digest('hex');
+    if (digest === req.resource.sensitive_digest) return raw as Record<string, unknown>;
+  }
+  throw new UserError(
+    `${req.resource.address} holds an inline password, which state keeps only redacted, and the config files in ${req.configDir} no longer hold the applied value`,
+    { hint: 'move the password into ${env:NAME} and run `backflow apply`' },
+  );
+}
+
+/** Closes a session, ignoring errors from an already broken connection. */
+export async function closeQuietly(session: Session | undefined): Promise<void> {
+  if (!session) return;
+  try {
+    await session.close();
+  } catch {
+    // the connection is already gone; nothing to release
+  }
+}

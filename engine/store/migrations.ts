@@ -1,0 +1,138 @@
+import type { Database } from 'better-sqlite3';
+import { BugError, UserError } from '../errors.js';
+
+/** One schema change of the SQLite store, applied once, in version order. */
+export interface Migration {
+  readonly version: number;
+  readonly name: string;
+  readonly sql: string;
+}
+
+/**
+ * The SQLite store's schema, as an append-only list: add a change at the end with the next
+ * version; never edit or reorder one that has shipped (stores in the field have applied it).
+ *
+ * Why the shapes: `snapshots` and `run_keys` are WITHOUT ROWID tables keyed by what every
+ * query seeks on, so diffing a 1M-row model is index seeks and merges, not memory. A run's
+ * working set is keyed by a small integer `stage` (one row in `stages` per run) rather than
+ * the run's text id, which keeps the hot B-tree short.
+ */
+export const migrations: readonly Migration[] = [
+  {
+    version: 1,
+    name: 'runs, snapshots, working sets, pending records, meta',
+    sql: `
+      CREATE TABLE runs (
+        id          TEXT PRIMARY KEY,
+        mapping     TEXT NOT NULL,
+        model       TEXT NOT NULL,
+        source      TEXT NOT NULL,
+        destination TEXT NOT NULL,
+        action      TEXT NOT NULL,
+        status      TEXT NOT NULL,
+        trigger     TEXT NOT NULL,
+        started_at  TEXT NOT NULL,
+        finished_at TEXT,
+        body        TEXT NOT NULL
+      );
+      CREATE INDEX runs_started ON runs (started_at);
+      CREATE INDEX runs_mapping_started ON runs (mapping, started_at);
+      CREATE INDEX runs_status ON runs (status);
+
+      CREATE TABLE run_records (
+        seq     INTEGER PRIMARY KEY,
+        run_id  TEXT NOT NULL,
+        key     TEXT NOT NULL,
+        change  TEXT NOT NULL,
+        status  TEXT NOT NULL,
+        code    TEXT,
+        message TEXT,
+        payload TEXT
+      );
+      CREATE INDEX run_records_run ON run_records (run_id);
+      CREATE INDEX run_records_run_status ON run_records (run_id, status);
+
+      CREATE TABLE snapshots (
+        mapping TEXT NOT NULL,
+        key     TEXT NOT NULL,
+        hash    TEXT NOT NULL,
+        PRIMARY KEY (mapping, key)
+      ) WITHOUT ROWID;
+
+      CREATE TABLE stages (
+        id     INTEGER PRIMARY KEY,
+        run_id TEXT NOT NULL UNIQUE
+      );
+
+      CREATE TABLE run_keys (
+        stage   INTEGER NOT NULL,
+        key     TEXT NOT NULL,
+        outcome TEXT,
+        hash    TEXT,
+        PRIMARY KEY (stage, key)
+      ) WITHOUT ROWID;
+
+      CREATE TABLE pending (
+        mapping         TEXT NOT NULL,
+        key             TEXT NOT NULL,
+        change          TEXT NOT NULL,
+        hash            TEXT,
+        first_failed_at TEXT NOT NULL,
+        last_failed_at  TEXT NOT NULL,
+        attempts        INTEGER NOT NULL,
+        code            TEXT NOT NULL,
+        message         TEXT NOT NULL,
+        expired         INTEGER NOT NULL DEFAULT 0,
+        PRIMARY KEY (mapping, key)
+      ) WITHOUT ROWID;
+
+      CREATE TABLE meta (
+        key   TEXT PRIMARY KEY,
+        value TEXT NOT NULL
+      ) WITHOUT ROWID;
+    `,
+  },
+];
+
+/**
+ * Applies the migrations `db` has not seen, all in one IMMEDIATE transaction so two processes
+ * starting at once cannot both apply one. Returns the versions applied.
+ */
+export function applyMigrations(db: Database, list: readonly Migration[] = migrations): number[] {
+  assertOrdered(list);
+  db.exec(`CREATE TABLE IF NOT EXISTS schema_migrations (
+    version    INTEGER PRIMARY KEY,
+    name       TEXT NOT NULL,
+    applied_at TEXT NOT NULL
+  )`);
+  const current = () => (db.prepare('SELECT max(version) FROM schema_migrations').pluck().get() as number | null) ?? 0;
+  const latest = list.at(-1)?.version ?? 0;
+  if (current() === latest) return [];
+
+  return db
+    .transaction(() => {
+      const have = current();
+      if (have > latest) {
+        throw new UserError(
+          `the runtime store has schema version ${have}, newer than this backflow knows (${latest})`,
+          { hint: 'upgrade backflow, or point `settings.store` at another database' },
+        );
+      }
+      const record = db.prepare('INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)');
+      const applied: number[] = [];
+      for (const m of list) {
+        if (m.version <= have) continue;
+        db.exec(m.sql);
+        record.run(m.version, m.name, new Date().toISOString());
+        applied.push(m.version);
+      }
+      return applied;
+    })
+    .immediate();
+}
+
+function assertOrdered(list: readonly Migration[]): void {
+  list.forEach((m, i) => {
+    if (m.version !== i + 1) throw new BugError(`store migration #${i + 1} (${m.name}) has version ${m.version}`);
+  });
+}

@@ -1,0 +1,429 @@
+import BetterSqlite3, { type Database, type Statement } from 'better-sqlite3';
+import type { RunRecord, SyncRun } from '../sync/types.js';
+import { BugError } from '../errors.js';
+import { applyMigrations } from './migrations.js';
+import type { KeyOutcome, PendingRecord, RunFilter, RuntimeStore } from './types.js';
+
+type StageResult = string | null | { duplicate: true };
+
+const DUPLICATE: { duplicate: true } = Object.freeze({ duplicate: true });
+
+/**
+ * The runtime store in one SQLite file. better-sqlite3 is synchronous; the methods stay async
+ * so the engine is the same over PostgreSQL. WAL lets the CLI read while a sync writes.
+ */
+export class SqliteStore implements RuntimeStore {
+  readonly kind = 'sqlite' as const;
+  private readonly db: Database;
+  /** runId → stage id; a run is staged by one process, so the cache never goes stale. */
+  private readonly stages = new Map<string, number>();
+  private readonly stmts = new Map<string, Statement>();
+
+  constructor(file: string) {
+    this.db = new BetterSqlite3(file);
+    this.db.pragma('journal_mode = WAL');
+    this.db.pragma('busy_timeout = 10000');
+    // WAL + NORMAL: a killed process loses nothing committed; only power loss can drop the last commits.
+    this.db.pragma('synchronous = NORMAL');
+    this.db.pragma('cache_size = -65536');
+  }
+
+  async migrate(): Promise<void> {
+    applyMigrations(this.db);
+  }
+
+  async close(): Promise<void> {
+    if (this.db.open) this.db.close();
+  }
+
+  // --- runs -------------------------------------------------------------------------------
+
+  async insertRun(run: SyncRun): Promise<void> {
+    this.stmt(
+      `INSERT INTO runs (id, mapping, model, source, destination, action, status, trigger, started_at, finished_at, body)
+       VALUES (@id, @mapping, @model, @source, @destination, @action, @status, @trigger, @started_at, @finished_at, @body)`,
+    ).run(runRow(run));
+  }
+
+  async updateRun(run: SyncRun): Promise<void> {
+    const { changes } = this.stmt(
+      `UPDATE runs SET mapping = @mapping, model = @model, source = @source, destination = @destination,
+         action = @action, status = @status, trigger = @trigger, started_at = @started_at,
+         finished_at = @finished_at, body = @body
+       WHERE id = @id`,
+    ).run(runRow(run));
+    if (changes === 0) throw new BugError(`updateRun: run ${run.id} was never inserted`);
+  }
+
+  async getRun(id: string): Promise<SyncRun | undefined> {
+    const body = this.stmt('SELECT body FROM runs WHERE id = ?').pluck().get(id) as string | undefined;
+    return body === undefined ? undefined : (JSON.parse(body) as SyncRun);
+  }
+
+  async listRuns(filter: RunFilter): Promise<readonly SyncRun[]> {
+    const { sql, params } = listRunsQuery(filter);
+    const bodies = this.db.prepare(sql).pluck().all(params) as string[];
+    return bodies.map((b) => JSON.parse(b) as SyncRun);
+  }
+
+  async listUnfinishedRuns(): Promise<readonly SyncRun[]> {
+    const bodies = this.stmt(`SELECT body FROM runs WHERE status = 'in_progress' ORDER BY started_at, id`)
+      .pluck()
+      .all() as string[];
+    return bodies.map((b) => JSON.parse(b) as SyncRun);
+  }
+
+  async addRunRecords(runId: string, records: readonly RunRecord[]): Promise<void> {
+    const insert = this.stmt(
+      `INSERT INTO run_records (run_id, key, change, status, code, message, payload)
+       VALUES (?, ?, ?, ?, ?, ?, ?)`,
+    );
+    this.db.transaction(() => {
+      for (const r of records) {
+        const payload = r.payload === null ? null : JSON.stringify(r.payload);
+        insert.run(runId, r.key, r.change, r.status, r.code ?? null, r.message ?? null, payload);
+      }
+    })();
+  }
+
+  async listRunRecords(
+    runId: string,
+    req: { status?: RunRecord['status']; limit?: number; offset?: number },
+  ): Promise<readonly RunRecord[]> {
+    const byStatus = req.status === undefined ? '' : 'AND status = @status';
+    const rows = this.stmt(
+      `SELECT key, change, status, code, message, payload FROM run_records
+       WHERE run_id = @runId ${byStatus} ORDER BY seq LIMIT @limit OFFSET @offset`,
+    ).all({ runId, status: req.status, limit: req.limit ?? -1, offset: req.offset ?? 0 }) as RunRecordRow[];
+    return rows.map(runRecord);
+  }
+
+  // --- diff working set ---------------------------------------------------------------------
+
+  async stageKeys(req: { mapping: string; runId: string; keys: readonly string[] }): Promise<readonly StageResult[]> {
+    if (req.keys.length === 0) return [];
+    const stage = this.stageId(req.runId);
+    // One statement per batch: the keys go in as a JSON array; RETURNING yields the keys that were
+    // new to this run, each with its snapshot hash. Keys not returned were staged before.
+    const insert = this.stmt(
+      `INSERT INTO run_keys (stage, key) SELECT ?, value FROM json_each(?) WHERE true
+       ON CONFLICT DO NOTHING
+       RETURNING key, (SELECT hash FROM snapshots WHERE mapping = ? AND snapshots.key = run_keys.key)`,
+    ).raw();
+    const fresh = new Map<string, string | null>();
+    this.db
+      .transaction(() => {
+        for (const [key, hash] of insert.all(stage, JSON.stringify(req.keys), req.mapping) as [string, string | null][])
+          fresh.set(key, hash);
+      })
+      .immediate();
+    return req.keys.map((key) => {
+      // A key twice in one batch is returned once: the first occurrence takes it.
+      if (!fresh.has(key)) return DUPLICATE;
+      const hash = fresh.get(key) ?? null;
+      fresh.delete(key);
+      return hash;
+    });
+  }
+
+  async markKeys(req: {
+    runId: string;
+    outcomes: readonly { key: string; outcome: KeyOutcome; hash: string | null }[];
+  }): Promise<void> {
+    if (req.outcomes.length === 0) return;
+    const stage = this.stageId(req.runId);
+    const upsert = this.stmt(
+      `INSERT INTO run_keys (stage, key, outcome, hash) VALUES (?, ?, ?, ?)
+       ON CONFLICT (stage, key) DO UPDATE SET outcome = excluded.outcome, hash = excluded.hash`,
+    );
+    this.db
+      .transaction(() => {
+        for (const o of req.outcomes) upsert.run(stage, o.key, o.outcome, o.hash);
+      })
+      .immediate();
+  }
+
+  async *unseenKeys(req: {
+    mapping: string;
+    runId: string;
+    batchSize: number;
+  }): AsyncIterable<readonly { key: string; hash: string }[]> {
+    const stage = this.stageId(req.runId);
+    const unseen = `SELECT s.key, s.hash FROM snapshots s
+      WHERE s.mapping = @mapping AND s.key > @after
+        AND NOT EXISTS (SELECT 1 FROM run_keys r WHERE r.stage = @stage AND r.key = s.key)
+      ORDER BY s.key LIMIT @limit`;
+    const first = this.stmt(unseen.replace('AND s.key > @after', ''));
+    const next = this.stmt(unseen);
+    const limit = Math.max(1, req.batchSize);
+    let after: string | undefined;
+    for (;;) {
+      // Each page is its own query (no cursor held across a yield), continuing after the last key:
+      // keys marked by the consumer meanwhile are behind us and cannot shift the pages ahead.
+      const page = (
+        after === undefined
+          ? first.all({ mapping: req.mapping, stage, limit })
+          : next.all({ mapping: req.mapping, stage, limit, after })
+      ) as { key: string; hash: string }[];
+      if (page.length > 0) yield page;
+      if (page.length < limit) return;
+      after = page[page.length - 1]!.key;
+    }
+  }
+
+  async commitSnapshot(req: { mapping: string; runId: string }): Promise<void> {
+    const stage = this.existingStageId(req.runId);
+    if (stage === undefined) return;
+    this.db
+      .transaction(() => {
+        this.stmt(
+          `INSERT INTO snapshots (mapping, key, hash)
+           SELECT ?, key, hash FROM run_keys
+           WHERE stage = ? AND outcome IN ('ok', 'skipped') AND hash IS NOT NULL
+           ON CONFLICT (mapping, key) DO UPDATE SET hash = excluded.hash`,
+        ).run(req.mapping, stage);
+        this.stmt(
+          `DELETE FROM snapshots WHERE mapping = ? AND key IN (
+             SELECT key FROM run_keys WHERE stage = ? AND outcome IN ('ok', 'skipped') AND hash IS NULL)`,
+        ).run(req.mapping, stage);
+        this.dropStage(stage);
+      })
+      .immediate();
+    this.stages.delete(req.runId);
+  }
+
+  async discardStage(req: { runId: string }): Promise<void> {
+    const stage = this.existingStageId(req.runId);
+    if (stage === undefined) return;
+    this.db.transaction(() => this.dropStage(stage)).immediate();
+    this.stages.delete(req.runId);
+  }
+
+  async resetSnapshot(mapping: string): Promise<void> {
+    this.stmt('DELETE FROM snapshots WHERE mapping = ?').run(mapping);
+  }
+
+  async snapshotSize(mapping: string): Promise<number> {
+    return this.stmt('SELECT count(*) FROM snapshots WHERE mapping = ?').pluck().get(mapping) as number;
+  }
+
+  // --- pending failed records ---------------------------------------------------------------
+
+  async getPending(mapping: string, keys: readonly string[]): Promise<ReadonlyMap<string, PendingRecord>> {
+    const found = new Map<string, PendingRecord>();
+    if (keys.length === 0) return found;
+    const rows = this.stmt(
+      `SELECT key, change, hash, first_failed_at, last_failed_at, attempts, code, message, expired
+       FROM pending WHERE mapping = ? AND key IN (SELECT value FROM json_each(?))`,
+    ).all(mapping, JSON.stringify(keys)) as PendingRow[];
+    for (const r of rows) found.set(r.key, pendingRecord(r));
+    return found;
+  }
+
+  async upsertPending(
+    mapping: string,
+    records: readonly Omit<PendingRecord, 'firstFailedAt' | 'attempts'>[],
+  ): Promise<void> {
+    // Same content failing again: one more attempt in the same window. Changed content (another
+    // hash) is a new failure: its retry window restarts.
+    const upsert = this.stmt(
+      `INSERT INTO pending (mapping, key, change, hash, first_failed_at, last_failed_at, attempts, code, message, expired)
+       VALUES (@mapping, @key, @change, @hash, @at, @at, 1, @code, @message, @expired)
+       ON CONFLICT (mapping, key) DO UPDATE SET
+         first_failed_at = CASE WHEN pending.hash IS excluded.hash THEN pending.first_failed_at ELSE excluded.first_failed_at END,
+         attempts = CASE WHEN pending.hash IS excluded.hash THEN pending.attempts + 1 ELSE 1 END,
+         change = excluded.change, hash = excluded.hash, last_failed_at = excluded.last_failed_at,
+         code = excluded.code, message = excluded.message, expired = excluded.expired`,
+    );
+    this.db
+      .transaction(() => {
+        for (const r of records) {
+          upsert.run({
+            mapping,
+            key: r.key,
+            change: r.change,
+            hash: r.hash,
+            at: r.lastFailedAt,
+            code: r.code,
+            message: r.message,
+            expired: r.expired ? 1 : 0,
+          });
+        }
+      })
+      .immediate();
+  }
+
+  async clearPending(mapping: string, keys: readonly string[]): Promise<void> {
+    if (keys.length === 0) return;
+    this.stmt('DELETE FROM pending WHERE mapping = ? AND key IN (SELECT value FROM json_each(?))').run(
+      mapping,
+      JSON.stringify(keys),
+    );
+  }
+
+  async countPending(mapping: string): Promise<number> {
+    return this.stmt('SELECT count(*) FROM pending WHERE mapping = ?').pluck().get(mapping) as number;
+  }
+
+  // --- small facts ---------------------------------------------------------------------------
+
+  async getMeta(key: string): Promise<string | undefined> {
+    return this.stmt('SELECT value FROM meta WHERE key = ?').pluck().get(key) as string | undefined;
+  }
+
+  async setMeta(key: string, value: string | null): Promise<void> {
+    if (value === null) this.stmt('DELETE FROM meta WHERE key = ?').run(key);
+    else
+      this.stmt('INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value').run(
+        key,
+        value,
+      );
+  }
+
+  // --- helpers ------------------------------------------------------------------------------
+
+  private stmt(sql: string): Statement {
+    let s = this.stmts.get(sql);
+    if (!s) {
+      s = this.db.prepare(sql);
+      this.stmts.set(sql, s);
+    }
+    return s;
+  }
+
+  private stageId(runId: string): number {
+    const known = this.existingStageId(runId);
+    if (known !== undefined) return known;
+    const id = this.stmt('INSERT INTO stages (run_id) VALUES (?) RETURNING id').pluck().get(runId) as number;
+    this.stages.set(runId, id);
+    return id;
+  }
+
+  private existingStageId(runId: string): number | undefined {
+    const cached = this.stages.get(runId);
+    if (cached !== undefined) return cached;
+    const id = this.stmt('SELECT id FROM stages WHERE run_id = ?').pluck().get(runId) as number | undefined;
+    if (id !== undefined) this.stages.set(runId, id);
+    return id;
+  }
+
+  private dropStage(stage: number): void {
+    this.stmt('DELETE FROM run_keys WHERE stage = ?').run(stage);
+    this.stmt('DELETE FROM stages WHERE id = ?').run(stage);
+  }
+}
+
+function runRow(run: SyncRun) {
+  return {
+    id: run.id,
+    mapping: run.mapping,
+    model: run.model,
+    source: run.source,
+    destination: run.destination,
+    action: run.action,
+    status: run.status,
+    trigger: run.trigger,
+    started_at: isoTime(run.started_at),
+    finished_at: run.finished_at === null ? null : isoTime(run.finished_at),
+    body: JSON.stringify(run),
+  };
+}
+
+/** Builds the `listRuns` query: newest first; with `latestPerMapping`, status applies to each mapping's latest run. */
+function listRunsQuery(f: RunFilter): { sql: string; params: Record<string, unknown> } {
+  const where: string[] = [];
+  const params: Record<string, unknown> = { limit: f.limit ?? -1 };
+  if (f.since !== undefined) {
+    where.push('started_at >= @since');
+    params.since = isoTime(f.since);
+  }
+  if (f.until !== undefined) {
+    where.push('started_at <= @until');
+    params.until = isoTime(f.until);
+  }
+  for (const [column, values] of [
+    ['mapping', f.mappings],
+    ['model', f.models],
+    ['destination', f.destinations],
+  ] as const) {
+    if (values === undefined || values.length === 0) continue;
+    where.push(`${column} IN (SELECT value FROM json_each(@${column}s))`);
+    params[`${column}s`] = JSON.stringify(values);
+  }
+  if (f.search !== undefined && f.search !== '') {
+    where.push(
+      `(instr(lower(mapping), @search) OR instr(lower(model), @search) OR instr(lower(destination), @search)
+        OR instr(lower(source), @search) OR instr(lower(id), @search))`,
+    );
+    params.search = f.search.toLowerCase();
+  }
+  const byStatus = f.status !== undefined && f.status.length > 0;
+  if (byStatus) params.statuses = JSON.stringify(f.status);
+  const statusCond = 'status IN (SELECT value FROM json_each(@statuses))';
+
+  const order = 'ORDER BY started_at DESC, id DESC';
+  if (f.latestPerMapping) {
+    const scope = where.length > 0 ? `WHERE ${where.join(' AND ')}` : '';
+    const sql = `SELECT body FROM (
+        SELECT body, status, started_at, id,
+               row_number() OVER (PARTITION BY mapping ORDER BY started_at DESC, id DESC) AS rn
+        FROM runs ${scope})
+      WHERE rn = 1 ${byStatus ? `AND ${statusCond}` : ''} ${order} LIMIT @limit`;
+    return { sql, params };
+  }
+  if (byStatus) where.push(statusCond);
+  const scope = where.length > 0 ? `WHERE ${where.join(' AND ')}` : '';
+  return { sql: `SELECT body FROM runs ${scope} ${order} LIMIT @limit`, params };
+}
+
+/** Times compare as text, so every stored and queried time is normalised to `toISOString()`. */
+function isoTime(value: string): string {
+  const ms = Date.parse(value);
+  return Number.isNaN(ms) ? value : new Date(ms).toISOString();
+}
+
+interface RunRecordRow {
+  key: string;
+  change: RunRecord['change'];
+  status: RunRecord['status'];
+  code: string | null;
+  message: string | null;
+  payload: string | null;
+}
+
+function runRecord(r: RunRecordRow): RunRecord {
+  return {
+    key: r.key,
+    change: r.change,
+    status: r.status,
+    ...(r.code === null ? {} : { code: r.code }),
+    ...(r.message === null ? {} : { message: r.message }),
+    payload: r.payload === null ? null : (JSON.parse(r.payload) as Record<string, unknown>),
+  };
+}
+
+interface PendingRow {
+  key: string;
+  change: PendingRecord['change'];
+  hash: string | null;
+  first_failed_at: string;
+  last_failed_at: string;
+  attempts: number;
+  code: string;
+  message: string;
+  expired: number;
+}
+
+function pendingRecord(r: PendingRow): PendingRecord {
+  return {
+    key: r.key,
+    change: r.change,
+    hash: r.hash,
+    firstFailedAt: r.first_failed_at,
+    lastFailedAt: r.last_failed_at,
+    attempts: r.attempts,
+    code: r.code,
+    message: r.message,
+    expired: r.expired === 1,
+  };
+}

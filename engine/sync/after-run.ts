@@ -1,0 +1,41 @@
+import type { StateDocument } from '../state/types.js';
+import type { RuntimeStore } from '../store/types.js';
+import type { SyncRun } from './types.js';
+
+export interface AfterRunContext {
+  readonly run: SyncRun;
+  readonly state: StateDocument | null;
+  readonly store: RuntimeStore;
+  readonly configDir: string;
+  /** One line for the person watching (stderr in the CLI, the agent's log). */
+  readonly log: (message: string) => void;
+}
+
+/** Something that reacts to a finished run (alerts, the pull-request report, the status document). */
+export type RunSubscriber = (ctx: AfterRunContext) => Promise<void>;
+
+const subscribers: RunSubscriber[] = [];
+
+export function onRunFinished(subscriber: RunSubscriber): void {
+  subscribers.push(subscriber);
+}
+
+/** Runs every subscriber; a subscriber that fails is logged and never fails the sync. */
+export async function afterRun(ctx: AfterRunContext): Promise<void> {
+  await loadBuiltIns();
+  for (const s of subscribers) {
+    try {
+      await s(ctx);
+    } catch (e) {
+      ctx.log(`warning: after run ${ctx.run.id}: ${(e as Error).message}`);
+    }
+  }
+}
+
+let loaded = false;
+async function loadBuiltIns(): Promise<void> {
+  if (loaded) return;
+  loaded = true;
+  const { githubFirstSync } = await import('../github/first-sync.js');
+  onRunFinished(githubFirstSync);
+}

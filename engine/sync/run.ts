@@ -1,0 +1,526 @@
+import { randomUUID } from 'node:crypto';
+import type { ActionName, Change, LoadRecord, Row, Session } from '../../providers/sdk.js';
+import { durationOr } from '../config/durations.js';
+import { closeQuietly, openSession } from '../connections.js';
+import { errorMessage, ProviderError } from '../errors.js';
+import type { StateDocument } from '../state/types.js';
+import type { KeyOutcome, RuntimeStore } from '../store/types.js';
+import { ErrorCollector, recommendedAction } from './errors.js';
+import { compileFields } from './fields.js';
+import { hashRecord, idempotencyKey, recordKey } from './hash.js';
+import { type ResolvedMapping, resolveMapping } from './resolve.js';
+import { emptyRun, type RunRecord, type RunTrigger, type SyncRun } from './types.js';
+
+export interface SyncRequest {
+  readonly mapping: string;
+  readonly state: StateDocument | null;
+  readonly configDir: string;
+  readonly store: RuntimeStore;
+  readonly trigger: RunTrigger;
+  /** Send every extracted record as added (a reset requested with `--reset`). */
+  readonly reset?: boolean;
+  readonly signal?: AbortSignal;
+  readonly runId?: string;
+  readonly now?: () => Date;
+  /** Progress callback (rows extracted, records loaded) for terminals and the agent's logs. */
+  readonly onProgress?: (p: { extracted: number; loaded: number }) => void;
+  readonly env?: NodeJS.ProcessEnv;
+}
+
+interface Counts {
+  total: number;
+  added: number;
+  updated: number;
+  deleted: number;
+  attempted: number;
+  succeeded: number;
+  failed: number;
+  byChange: Record<Change, { succeeded: number; failed: number }>;
+}
+
+interface Selected {
+  readonly record: LoadRecord;
+  readonly hash: string | null;
+}
+
+const RESET_META = (mapping: string) => `reset:${mapping}`;
+const EFFECT_META = (id: string) => `effect:${id}`;
+
+/** Asks the next sync of `mapping` to send every record (`backflow reset`). */
+export async function requestReset(store: RuntimeStore, mapping: string): Promise<void> {
+  await store.setMeta(RESET_META(mapping), new Date().toISOString());
+}
+
+/**
+ * One sync of a mapping: extract (streamed) ▶ diff against the last successful load ▶ map ▶ load in
+ * batches ▶ record. Only records the destination accepted advance the snapshot, and only when the
+ * run completes; failed records stay pending and are retried with the latest data until retry.max_age.
+ */
+export async function runSync(req: SyncRequest): Promise<SyncRun> {
+  const resolved = resolveMapping(req.state, req.mapping);
+  const now = req.now ?? (() => new Date());
+  const started = now();
+  const base = emptyRun({
+    id:
+      req.runId ??
+      `run_${started
+        .toISOString()
+        .replace(/[-:T.Z]/g, '')
+        .slice(0, 14)}_${randomUUID().slice(0, 8)}`,
+    mapping: resolved.name,
+    model: resolved.modelName,
+    source: resolved.source.name,
+    destination: resolved.destination.name,
+    action: resolved.mapping.action,
+    trigger: req.trigger,
+    started_at: started.toISOString(),
+  });
+  await req.store.insertRun(base);
+  const sync = new SyncExecution(req, resolved, base.id, now);
+  let status: SyncRun['status'];
+  try {
+    await sync.execute();
+    await req.store.commitSnapshot({ mapping: resolved.name, runId: base.id });
+    await sync.consumeTriggers();
+    status = sync.status();
+  } catch (e) {
+    await req.store.discardStage({ runId: base.id }).catch(() => undefined);
+    await sync.saveRecords().catch(() => undefined);
+    sync.runFailure(e);
+    status = 'failed';
+  }
+  const finished = now();
+  const run: SyncRun = {
+    ...base,
+    status,
+    finished_at: finished.toISOString(),
+    duration_ms: finished.getTime() - started.getTime(),
+    extract: sync.extractCounts(),
+    load: sync.loadCounts(),
+    errors: sync.errors.toErrors(),
+  };
+  await req.store.updateRun(run);
+  return run;
+}
+
+class SyncExecution {
+  readonly errors = new ErrorCollector();
+  private readonly c: Counts = {
+    total: 0,
+    added: 0,
+    updated: 0,
+    deleted: 0,
+    attempted: 0,
+    succeeded: 0,
+    failed: 0,
+    byChange: {
+      added: { succeeded: 0, failed: 0 },
+      updated: { succeeded: 0, failed: 0 },
+      deleted: { succeeded: 0, failed: 0 },
+    },
+  };
+  private fullResync = false;
+  private consumedEffects: string[] = [];
+  private source: Session | undefined;
+  private destination: Session | undefined;
+  private readonly syncOn: ReadonlySet<Change>;
+  private readonly maxAgeMs: number;
+  private buffer: Selected[] = [];
+  private records: RunRecord[] = [];
+
+  constructor(
+    private readonly req: SyncRequest,
+    private readonly r: ResolvedMapping,
+    private readonly runId: string,
+    private readonly now: () => Date,
+  ) {
+    this.syncOn = new Set(r.mapping.sync_on as Change[]);
+    this.maxAgeMs = durationOr(r.mapping.retry?.max_age, 14 * 86_400_000);
+  }
+
+  async execute(): Promise<void> {
+    const { store } = this.req;
+    const name = this.r.name;
+    const resetAt = await store.getMeta(RESET_META(name));
+    const effects = (this.req.state?.pending_effects ?? []).filter(
+      (e) => e.effect.kind === 'full_resync' && e.effect.mapping === name,
+    );
+    for (const e of effects) if (!(await store.getMeta(EFFECT_META(e.id)))) this.consumedEffects.push(e.id);
+    this.fullResync = !!this.req.reset || !!resetAt || this.consumedEffects.length > 0;
+
+    try {
+      this.source = await this.open(this.r.source, 'source');
+      this.destination = await this.open(this.r.destination, 'destination');
+      if (!this.source.source)
+        throw new ProviderError(`source.${this.r.source.name} cannot be read as a source`, {
+          code: 'not_a_source',
+          retryable: false,
+        });
+      if (!this.destination.destination)
+        throw new ProviderError(`destination.${this.r.destination.name} cannot be loaded`, {
+          code: 'not_a_destination',
+          retryable: false,
+        });
+      const mapper = compileFields(this.r.mapping.fields);
+      const batchSize = this.r.mapping.batch_size;
+      const stream = this.source.source.stream({
+        sql: this.r.model.sql,
+        batchSize: Math.max(batchSize, 1000),
+        ...(this.req.signal ? { signal: this.req.signal } : {}),
+      });
+      let extracted = 0;
+      for await (const rows of stream) {
+        this.checkAborted();
+        await this.diffBatch(rows, mapper);
+        extracted += rows.length;
+        this.req.onProgress?.({ extracted, loaded: this.c.succeeded });
+      }
+      await this.flush(true);
+      for await (const batch of store.unseenKeys({ mapping: name, runId: this.runId, batchSize })) {
+        this.checkAborted();
+        await this.deletedBatch(batch);
+      }
+      await this.flush(true);
+    } finally {
+      await closeQuietly(this.source);
+      await closeQuietly(this.destination);
+    }
+  }
+
+  /** Marks the reset request and the resync effects as done (only after a completed run). */
+  async consumeTriggers(): Promise<void> {
+    const { store } = this.req;
+    if (this.fullResync) await store.setMeta(RESET_META(this.r.name), null);
+    for (const id of this.consumedEffects) await store.setMeta(EFFECT_META(id), this.runId);
+  }
+
+  private async open(resource: ResolvedMapping['source'], role: string): Promise<Session> {
+    try {
+      return await openSession({
+        resource,
+        configDir: this.req.configDir,
+        ...(this.req.signal ? { signal: this.req.signal } : {}),
+        ...(this.req.env ? { env: this.req.env } : {}),
+      });
+    } catch (e) {
+      if (e instanceof ProviderError || (e as { kind?: string }).kind === 'user') throw e;
+      throw new ProviderError(`cannot connect to ${role} ${resource.address}: ${errorMessage(e)}`, {
+        code: 'connection_failed',
+        retryable: true,
+        cause: e,
+      });
+    }
+  }
+
+  private checkAborted(): void {
+    if (this.req.signal?.aborted)
+      throw new ProviderError('the run was interrupted', { code: 'interrupted', retryable: true });
+  }
+
+  private async diffBatch(rows: readonly Row[], mapper: ReturnType<typeof compileFields>): Promise<void> {
+    const { store } = this.req;
+    const keyed: { row: Row; key: string }[] = [];
+    for (const row of rows) {
+      const k = recordKey(row, this.r.model.primary_key);
+      if (!k.ok) {
+        this.c.total++;
+        this.c.added++;
+        this.fail('added', k.code, k.message, row, null);
+        continue;
+      }
+      keyed.push({ row, key: k.key });
+    }
+    if (keyed.length === 0) return;
+    const hashes = await store.stageKeys({
+      mapping: this.r.name,
+      runId: this.runId,
+      keys: keyed.map((k) => k.key),
+    });
+    const outcomes: { key: string; outcome: KeyOutcome; hash: string | null }[] = [];
+    const candidates: { key: string; change: Change; fields: Record<string, unknown>; hash: string }[] = [];
+    for (let i = 0; i < keyed.length; i++) {
+      const { row, key } = keyed[i]!;
+      const previous = hashes[i];
+      this.c.total++;
+      if (previous !== null && typeof previous === 'object') {
+        this.c.added++;
+        this.fail(
+          'added',
+          'duplicate_primary_key',
+          `the model returned primary key ${key} more than once`,
+          row,
+          key,
+        );
+        continue;
+      }
+      const mapped = mapper.map(row);
+      const change: Change = previous === null || this.fullResync ? 'added' : 'updated';
+      if (!mapped.ok) {
+        this[change === 'added' ? 'countAdded' : 'countUpdated']();
+        this.fail(change, mapped.code, `field \`${mapped.field}\`: ${mapped.message}`, row, key);
+        outcomes.push({ key, outcome: 'failed', hash: null });
+        continue;
+      }
+      const hash = hashRecord(mapped.fields);
+      if (!this.fullResync && previous === hash) continue; // unchanged: staged as seen, nothing to do
+      this[change === 'added' ? 'countAdded' : 'countUpdated']();
+      candidates.push({ key, change, fields: mapped.fields, hash });
+    }
+    await this.select(candidates, outcomes);
+    if (outcomes.length) await store.markKeys({ runId: this.runId, outcomes });
+    await this.flush(false);
+  }
+
+  private countAdded(): void {
+    this.c.added++;
+  }
+
+  private countUpdated(): void {
+    this.c.updated++;
+  }
+
+  /** Applies sync_on and the retry window, queueing what is to be sent. */
+  private async select(
+    candidates: readonly {
+      key: string;
+      change: Change;
+      fields: Record<string, unknown> | null;
+      hash: string | null;
+      previousHash?: string;
+    }[],
+    outcomes: { key: string; outcome: KeyOutcome; hash: string | null }[],
+  ): Promise<void> {
+    if (candidates.length === 0) return;
+    const pending = await this.req.store.getPending(
+      this.r.name,
+      candidates.map((c) => c.key),
+    );
+    const expired: {
+      key: string;
+      change: Change;
+      hash: string | null;
+      code: string;
+      message: string;
+      lastFailedAt: string;
+    }[] = [];
+    const nowMs = this.now().getTime();
+    for (const c of candidates) {
+      if (!this.syncOn.has(c.change)) {
+        outcomes.push({ key: c.key, outcome: 'skipped', hash: c.hash });
+        continue;
+      }
+      const p = pending.get(c.key);
+      if (p && p.hash === c.hash && (p.expired || nowMs - Date.parse(p.firstFailedAt) > this.maxAgeMs)) {
+        outcomes.push({ key: c.key, outcome: 'expired', hash: null });
+        if (!p.expired) {
+          expired.push({
+            key: c.key,
+            change: c.change,
+            hash: c.hash,
+            code: p.code,
+            message: p.message,
+            lastFailedAt: p.lastFailedAt,
+          });
+          this.errors.add(
+            'expired',
+            `failed since ${p.firstFailedAt} (${p.code}: ${p.message}); no longer retried`,
+            c.fields ?? { key: c.key },
+            'rejected',
+          );
+          this.records.push({
+            key: c.key,
+            change: c.change,
+            status: 'expired',
+            code: 'expired',
+            message: p.message,
+            payload: c.fields,
+          });
+        }
+        continue;
+      }
+      const idem = idempotencyKey(this.r.name, c.key, c.hash ?? c.previousHash ?? 'deleted');
+      this.buffer.push({
+        record: { change: c.change, key: c.key, idempotencyKey: idem, fields: c.fields },
+        hash: c.hash,
+      });
+    }
+    if (expired.length)
+      await this.req.store.upsertPending(
+        this.r.name,
+        expired.map((e) => ({
+          key: e.key,
+          change: e.change,
+          hash: e.hash,
+          lastFailedAt: e.lastFailedAt,
+          code: e.code,
+          message: e.message,
+          expired: true,
+        })),
+      );
+  }
+
+  private async deletedBatch(batch: readonly { key: string; hash: string }[]): Promise<void> {
+    this.c.total += batch.length;
+    this.c.deleted += batch.length;
+    const outcomes: { key: string; outcome: KeyOutcome; hash: string | null }[] = [];
+    await this.select(
+      batch.map((b) => ({
+        key: b.key,
+        change: 'deleted' as const,
+        fields: null,
+        hash: null,
+        previousHash: b.hash,
+      })),
+      outcomes,
+    );
+    // A delete not sent (sync_on without `deleted`) still leaves the snapshot: the record is gone.
+    if (outcomes.length) await this.req.store.markKeys({ runId: this.runId, outcomes });
+    await this.flush(false);
+  }
+
+  /** Loads full batches (all of the buffer when `all`). */
+  private async flush(all: boolean): Promise<void> {
+    const size = this.r.mapping.batch_size;
+    while (this.buffer.length >= size || (all && this.buffer.length > 0)) {
+      this.checkAborted();
+      const batch = this.buffer.splice(0, size);
+      await this.load(batch);
+    }
+    if (this.records.length >= 1000 || (all && this.records.length)) {
+      await this.req.store.addRunRecords(this.runId, this.records);
+      this.records = [];
+    }
+  }
+
+  private async load(batch: Selected[]): Promise<void> {
+    const { store } = this.req;
+    const options = {
+      ...(this.r.mapping.table ? { table: this.r.mapping.table } : {}),
+      ...(this.r.mapping.key ? { key: this.r.mapping.key } : {}),
+    };
+    let results: Awaited<ReturnType<NonNullable<Session['destination']>['load']>>;
+    try {
+      results = await this.destination!.destination!.load({
+        mapping: this.r.name,
+        syncId: this.runId,
+        action: this.r.mapping.action as ActionName,
+        options,
+        records: batch.map((b) => b.record),
+        ...(this.req.signal ? { signal: this.req.signal } : {}),
+      });
+    } catch (e) {
+      if (this.req.signal?.aborted)
+        throw new ProviderError('the run was interrupted', {
+          code: 'interrupted',
+          retryable: true,
+          cause: e,
+        });
+      const code = e instanceof ProviderError ? e.code : 'load_failed';
+      results = batch.map(() => ({ status: 'retry' as const, code, message: errorMessage(e) }));
+    }
+    if (results.length !== batch.length)
+      throw new ProviderError(
+        `destination.${this.r.destination.name} returned ${results.length} results for ${batch.length} records`,
+        {
+          code: 'provider_contract',
+          retryable: false,
+        },
+      );
+    const outcomes: { key: string; outcome: KeyOutcome; hash: string | null }[] = [];
+    const okKeys: string[] = [];
+    const failed: {
+      key: string;
+      change: Change;
+      hash: string | null;
+      lastFailedAt: string;
+      code: string;
+      message: string;
+      expired: boolean;
+    }[] = [];
+    const at = this.now().toISOString();
+    batch.forEach((b, i) => {
+      const res = results[i]!;
+      const change = b.record.change;
+      this.c.attempted++;
+      if (res.status === 'ok') {
+        this.c.succeeded++;
+        this.c.byChange[change].succeeded++;
+        outcomes.push({ key: b.record.key, outcome: 'ok', hash: b.hash });
+        okKeys.push(b.record.key);
+        this.records.push({ key: b.record.key, change, status: 'ok', payload: b.record.fields });
+      } else {
+        this.c.failed++;
+        this.c.byChange[change].failed++;
+        outcomes.push({ key: b.record.key, outcome: 'failed', hash: null });
+        failed.push({
+          key: b.record.key,
+          change,
+          hash: b.hash,
+          lastFailedAt: at,
+          code: res.code,
+          message: res.message,
+          expired: false,
+        });
+        this.errors.add(res.code, res.message, b.record.fields ?? { key: b.record.key }, res.status);
+        this.records.push({
+          key: b.record.key,
+          change,
+          status: 'failed',
+          code: res.code,
+          message: res.message,
+          payload: b.record.fields,
+        });
+      }
+    });
+    await store.markKeys({ runId: this.runId, outcomes });
+    if (okKeys.length) await store.clearPending(this.r.name, okKeys);
+    if (failed.length) await store.upsertPending(this.r.name, failed);
+    this.req.onProgress?.({ extracted: this.c.total, loaded: this.c.succeeded });
+  }
+
+  /** A record that failed before reaching the destination (key or mapping problem). */
+  private fail(change: Change, code: string, message: string, row: Row, key: string | null): void {
+    this.c.attempted++;
+    this.c.failed++;
+    this.c.byChange[change].failed++;
+    this.errors.add(code, message, row);
+    this.records.push({ key: key ?? '(none)', change, status: 'failed', code, message, payload: { ...row } });
+  }
+
+  async saveRecords(): Promise<void> {
+    if (this.records.length) await this.req.store.addRunRecords(this.runId, this.records);
+    this.records = [];
+  }
+
+  runFailure(e: unknown): void {
+    const code =
+      e instanceof ProviderError
+        ? e.code
+        : (e as { kind?: string }).kind === 'user'
+          ? 'configuration'
+          : 'sync_failed';
+    const hint = (e as { hint?: string }).hint;
+    this.errors.add(code, errorMessage(e) + (hint ? ` (${hint})` : ''), undefined, 'run', 0);
+    void recommendedAction;
+  }
+
+  status(): SyncRun['status'] {
+    if (this.c.failed === 0) return 'success';
+    return this.c.succeeded === 0 ? 'failed' : 'partial_success';
+  }
+
+  extractCounts(): SyncRun['extract'] {
+    return { total: this.c.total, added: this.c.added, updated: this.c.updated, deleted: this.c.deleted };
+  }
+
+  loadCounts(): SyncRun['load'] {
+    return {
+      attempted: this.c.attempted,
+      succeeded: this.c.succeeded,
+      failed: this.c.failed,
+      added: { ...this.c.byChange.added },
+      updated: { ...this.c.byChange.updated },
+      deleted: { ...this.c.byChange.deleted },
+    };
+  }
+}

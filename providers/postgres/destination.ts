@@ -1,0 +1,443 @@
+import type pg from 'pg';
+import {
+  type ActionName,
+  type CheckProblem,
+  type CheckRequest,
+  type DestinationCapability,
+  type LoadRecord,
+  type LoadRequest,
+  ProviderError,
+  type RecordResult,
+  UserError,
+} from '../sdk.js';
+import { acquire, type PostgresSettings, serverError, toProviderError } from './connection.js';
+import { copyBatch } from './copy.js';
+import { dialect } from './dialect.js';
+import { lostConnection } from './source.js';
+
+/** What load and check need to know about a destination table. */
+interface TableInfo {
+  /** Column name → type as format_type writes it (`bigint`, `jsonb`, `text[]`). */
+  readonly columns: ReadonlyMap<string, string>;
+  /** Columns with a unique, non-partial, single-column index (what ON CONFLICT (col) needs). */
+  readonly uniqueColumns: ReadonlySet<string>;
+}
+
+type Operation = 'upsert' | 'insert' | 'update' | 'delete';
+
+/** One record bound for one statement, with where its result goes. */
+interface Item {
+  readonly index: number;
+  readonly row: Record<string, unknown>;
+}
+
+const OK: RecordResult = { status: 'ok' };
+const DB_ACTIONS: ReadonlySet<ActionName> = new Set(['upsert', 'insert', 'update', 'delete', 'mirror']);
+
+/**
+ * Loads records into a table. Each batch is one statement per operation: the records travel as one
+ * JSON parameter that `json_populate_recordset` turns into rows of the table's own row type, so
+ * every column gets its declared type (bigint, numeric, timestamptz, jsonb, arrays) through the
+ * server's input functions, with no float rounding on the way. When a statement fails on a value
+ * or a constraint the batch is bisected until the failing records are isolated: every other record
+ * lands, and each failing one carries the server's message.
+ */
+export class PostgresDestination implements DestinationCapability {
+  readonly #tables = new Map<string, Promise<TableInfo | null>>();
+
+  constructor(
+    private readonly pool: pg.Pool,
+    private readonly settings: PostgresSettings,
+  ) {}
+
+  async check(req: CheckRequest): Promise<readonly CheckProblem[]> {
+    if (!req.options.table) return [];
+    const info = await this.table(req.options.table, true);
+    if (!info) {
+      return [
+        {
+          code: 'table_not_found',
+          message: `table ${req.options.table} does not exist in ${this.settings.where}`,
+          hint: 'create the table, or write `table` as schema.table when it is not on the search_path',
+        },
+      ];
+    }
+    const problems: CheckProblem[] = [];
+    const names = [...info.columns.keys()];
+    const key = req.options.key;
+    if (key !== undefined && req.action !== 'insert') {
+      if (!info.columns.has(key)) {
+        problems.push({
+          code: 'key_column_not_found',
+          message: `key column ${key} does not exist in table ${req.options.table}`,
+          hint: suggest(key, names),
+        });
+      } else if ((req.action === 'upsert' || req.action === 'mirror') && !info.uniqueColumns.has(key)) {
+        problems.push(notUnique(req.options.table, key, req.action));
+      }
+    }
+    for (const field of req.fields) {
+      if (!info.columns.has(field)) {
+        problems.push({
+          code: 'column_not_found',
+          message: `column ${field} does not exist in table ${req.options.table}`,
+          hint: suggest(field, names),
+        });
+      }
+    }
+    return problems;
+  }
+
+  async load(req: LoadRequest): Promise<readonly RecordResult[]> {
+    req.signal?.throwIfAborted();
+    if (!DB_ACTIONS.has(req.action))
+      throw new UserError(`postgres destinations have no action \`${req.action}\``, {
+        hint: 'use upsert, insert, update, delete or mirror',
+      });
+    const table = req.options.table;
+    if (!table) throw new UserError(`action ${req.action} needs \`table\``);
+    const key = req.options.key;
+    if (!key && req.action !== 'insert') throw new UserError(`action ${req.action} needs \`key\``);
+    if (req.records.length === 0) return [];
+
+    const info = await this.table(table, false);
+    if (!info)
+      throw new ProviderError(`table ${table} does not exist in ${this.settings.where}`, {
+        code: 'table_not_found',
+        retryable: false,
+        hint: 'create the table, or run `backflow plan` to check the mapping',
+      });
+
+    if (key && (req.action === 'upsert' || req.action === 'mirror') && !info.uniqueColumns.has(key)) {
+      const p = notUnique(table, key, req.action);
+      throw new ProviderError(p.message, { code: p.code, retryable: false, hint: p.hint });
+    }
+
+    const results: RecordResult[] = new Array(req.records.length);
+    const groups = new Map<Operation, Item[]>();
+    req.records.forEach((record, index) => {
+      const op = operation(req.action, record);
+      if (op === undefined) {
+        results[index] = {
+          status: 'rejected',
+          code: 'unsupported_change',
+          message: `action ${req.action} cannot carry a ${record.change} record`,
+        };
+        return;
+      }
+      const row = rowOf(record, op, key, info);
+      let group = groups.get(op);
+      if (!group) {
+        group = [];
+        groups.set(op, group);
+      }
+      group.push({ index, row });
+    });
+
+    const client = await acquire(this.pool, this.settings);
+    let broken: unknown;
+    try {
+      // One statement per operation; a batch never holds the same key twice, so their order is free.
+      for (const op of ['delete', 'update', 'upsert', 'insert'] as const) {
+        const items = groups.get(op);
+        if (!items) continue;
+        const columns = columnsOf(items, op, key, info, table);
+        const sql = statement(op, table, columns, key);
+        if (sql === null) {
+          for (const it of items) results[it.index] = OK;
+          continue;
+        }
+        req.signal?.throwIfAborted();
+        const bulk =
+          (op === 'upsert' || op === 'insert') &&
+          (await copyBatch({
+            client,
+            op,
+            table,
+            columns,
+            types: info.columns,
+            rows: items.map((it) => it.row),
+            upsertFrom: (source) => statement('upsert', table, columns, key, source)!,
+            isRecordError,
+          }));
+        if (bulk) {
+          for (const it of items) results[it.index] = OK;
+          continue;
+        }
+        // Some record failed (or the batch is small): statement by statement, bisecting to the failures.
+        await bisect(items, results, async (part) => {
+          req.signal?.throwIfAborted();
+          await client.query(sql, [encodeRows(part)]);
+        });
+      }
+    } catch (e) {
+      broken = e;
+      if (e instanceof UserError || req.signal?.aborted) throw e;
+      throw toProviderError(e, this.settings.where, 'query');
+    } finally {
+      client.release(lostConnection(broken));
+    }
+    return results;
+  }
+
+  /** Table metadata, cached for the session (a missing table is looked up again next time). */
+  private table(name: string, fresh: boolean): Promise<TableInfo | null> {
+    let p = fresh ? undefined : this.#tables.get(name);
+    if (!p) {
+      p = this.lookup(name);
+      this.#tables.set(name, p);
+      p.then(
+        (info) => info === null && this.#tables.delete(name),
+        () => this.#tables.delete(name),
+      );
+    }
+    return p;
+  }
+
+  private async lookup(name: string): Promise<TableInfo | null> {
+    const client = await acquire(this.pool, this.settings);
+    let broken: unknown;
+    try {
+      const qualified = dialect.quoteTable(name);
+      const cols = await client.query<{ name: string; type: string }>(
+        `SELECT a.attname AS name, format_type(a.atttypid, a.atttypmod) AS type
+           FROM pg_attribute a
+          WHERE a.attrelid = to_regclass($1) AND a.attnum > 0 AND NOT a.attisdropped
+          ORDER BY a.attnum`,
+        [qualified],
+      );
+      if (cols.rows.length === 0) {
+        const exists = await client.query<{ oid: string | null }>('SELECT to_regclass($1)::oid AS oid', [
+          qualified,
+        ]);
+        if (exists.rows[0]?.oid == null) return null;
+      }
+      const unique = await client.query<{ name: string }>(
+        `SELECT a.attname AS name
+           FROM pg_index i
+           JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = i.indkey[0]
+          WHERE i.indrelid = to_regclass($1) AND i.indisunique AND i.indnkeyatts = 1
+            AND i.indpred IS NULL AND i.indexprs IS NULL`,
+        [qualified],
+      );
+      return {
+        columns: new Map(cols.rows.map((r) => [r.name, r.type])),
+        uniqueColumns: new Set(unique.rows.map((r) => r.name)),
+      };
+    } catch (e) {
+      broken = e;
+      throw toProviderError(e, this.settings.where, 'query');
+    } finally {
+      client.release(lostConnection(broken));
+    }
+  }
+}
+
+function operation(action: ActionName, record: LoadRecord): Operation | undefined {
+  const deleted = record.change === 'deleted' || record.fields === null;
+  switch (action) {
+    case 'upsert':
+    case 'insert':
+    case 'update':
+      return deleted ? undefined : action;
+    case 'delete':
+      return 'delete';
+    case 'mirror':
+      return deleted ? 'delete' : 'upsert';
+    default:
+      return undefined;
+  }
+}
+
+/** The record as a row: its fields, and the key column from the record's key when the fields lack it. */
+function rowOf(
+  record: LoadRecord,
+  op: Operation,
+  key: string | undefined,
+  info: TableInfo,
+): Record<string, unknown> {
+  const row: Record<string, unknown> = op === 'delete' ? {} : { ...record.fields };
+  if (key !== undefined) {
+    const own = op === 'delete' ? undefined : record.fields?.[key];
+    row[key] = own === undefined || own === null ? record.key : own;
+  }
+  for (const [name, value] of Object.entries(row)) row[name] = encodeValue(value, info.columns.get(name));
+  return row;
+}
+
+/** The statement's columns: every field some record of the group sets, the key first. */
+function columnsOf(
+  items: readonly Item[],
+  op: Operation,
+  key: string | undefined,
+  info: TableInfo,
+  table: string,
+): string[] {
+  const set = new Set<string>(key === undefined ? [] : [key]);
+  if (op !== 'delete') for (const it of items) for (const name of Object.keys(it.row)) set.add(name);
+  const missing = [...set].filter((c) => !info.columns.has(c));
+  if (missing.length)
+    throw new ProviderError(`table ${table} has no column ${missing.join(', ')}`, {
+      code: 'column_not_found',
+      retryable: false,
+      hint: 'add the column or fix the mapping; `backflow plan` checks this',
+    });
+  return [...set];
+}
+
+/**
+ * The SQL for one operation, or null when there is nothing to write (an update of the key alone).
+ * The rows come from `source`: by default the statement's one JSON parameter as rows of the table.
+ */
+export function statement(
+  op: Operation,
+  table: string,
+  columns: readonly string[],
+  key: string | undefined,
+  source = `json_populate_recordset(NULL::${dialect.quoteTable(table)}, $1::json)`,
+): string | null {
+  const t = dialect.quoteTable(table);
+  const cols = columns.map((c) => dialect.quoteIdent(c));
+  const k = key === undefined ? undefined : dialect.quoteIdent(key);
+  const rest = cols.filter((c) => c !== k);
+  switch (op) {
+    case 'insert':
+      return `INSERT INTO ${t} (${cols.join(', ')}) SELECT ${cols.join(', ')} FROM ${source}`;
+    case 'upsert': {
+      const onConflict = rest.length
+        ? `DO UPDATE SET ${rest.map((c) => `${c} = EXCLUDED.${c}`).join(', ')}`
+        : 'DO NOTHING';
+      return `INSERT INTO ${t} (${cols.join(', ')}) SELECT ${cols.join(', ')} FROM ${source} ON CONFLICT (${k}) ${onConflict}`;
+    }
+    case 'update':
+      if (!rest.length) return null;
+      return `UPDATE ${t} AS t SET ${rest.map((c) => `${c} = s.${c}`).join(', ')} FROM ${source} AS s WHERE t.${k} = s.${k}`;
+    case 'delete':
+      return `DELETE FROM ${t} AS t USING ${source} AS s WHERE t.${k} = s.${k}`;
+  }
+}
+
+/**
+ * A value as the JSON `json_populate_recordset` reads for a column of type `type`: JSON text meant
+ * for a json/jsonb column is decoded (sent as the object, not as a JSON string), bytes become bytea
+ * hex, a bigint its digits. Other values go as they are and the column's input function parses them.
+ */
+function encodeValue(value: unknown, type: string | undefined): unknown {
+  if (value === undefined || value === null) return null;
+  if (typeof value === 'bigint') return value.toString();
+  if (value instanceof Uint8Array) {
+    const buf = Buffer.from(value.buffer, value.byteOffset, value.byteLength);
+    return type === 'bytea' ? `\\x${buf.toString('hex')}` : buf.toString('base64');
+  }
+  if ((type === 'json' || type === 'jsonb') && typeof value === 'string' && /^\s*[[{]/.test(value)) {
+    try {
+      return JSON.parse(value);
+    } catch {
+      return value; // not JSON after all: stored as a JSON string
+    }
+  }
+  return value;
+}
+
+function encodeRows(items: readonly Item[]): string {
+  const rows = items.map((it) => it.row);
+  try {
+    return JSON.stringify(rows);
+  } catch (e) {
+    // A bigint nested inside an object value: the slower replacer only when one is there.
+    if (!(e instanceof TypeError)) throw e;
+    return JSON.stringify(rows, (_k, v: unknown) => (typeof v === 'bigint' ? v.toString() : v));
+  }
+}
+
+/** SQLSTATE classes a single record can cause: bad values (22), constraints (23), a trigger's RAISE. */
+function isRecordError(e: unknown): boolean {
+  const db = serverError(e);
+  return db !== undefined && (/^(21|22|23)/.test(db.code) || db.code === 'P0001');
+}
+
+const REJECT_CODES: Readonly<Record<string, string>> = {
+  '23505': 'unique_violation',
+  '23502': 'not_null_violation',
+  '23503': 'foreign_key_violation',
+  '23514': 'check_violation',
+  '23P01': 'exclusion_violation',
+  '22001': 'value_too_long',
+  '22003': 'value_out_of_range',
+  '22007': 'invalid_datetime',
+  '22008': 'invalid_datetime',
+  '21000': 'duplicate_key_in_batch',
+  P0001: 'rejected_by_trigger',
+};
+
+function rejection(e: unknown): RecordResult {
+  const db = serverError(e)!;
+  const code = REJECT_CODES[db.code] ?? (db.code.startsWith('23') ? 'constraint_violation' : 'invalid_value');
+  return { status: 'rejected', code, message: db.detail ? `${db.message} (${db.detail})` : db.message };
+}
+
+/**
+ * Runs `write` on all items; when it fails on a record-level error, splits the items in halves and
+ * tries again until each failing record is alone and rejected with the server's message. Other
+ * errors (the connection, the table) propagate. k bad records cost about 2·k·log2(n) statements.
+ */
+async function bisect(
+  items: readonly Item[],
+  results: RecordResult[],
+  write: (part: readonly Item[]) => Promise<void>,
+): Promise<void> {
+  const stack: (readonly Item[])[] = [items];
+  while (stack.length) {
+    const part = stack.pop()!;
+    try {
+      await write(part);
+      for (const it of part) results[it.index] = OK;
+    } catch (e) {
+      if (!isRecordError(e)) throw e;
+      if (part.length === 1) {
+        results[part[0]!.index] = rejection(e);
+        continue;
+      }
+      // Small parts go record by record; larger ones in halves, the first half first.
+      if (part.length <= 4) for (let i = part.length - 1; i >= 0; i--) stack.push([part[i]!]);
+      else {
+        const mid = Math.ceil(part.length / 2);
+        stack.push(part.slice(mid), part.slice(0, mid));
+      }
+    }
+  }
+}
+
+function notUnique(table: string, key: string, action: ActionName): CheckProblem & { hint: string } {
+  return {
+    code: 'key_not_unique',
+    message: `key column ${key} of table ${table} has no unique index or primary key, which ${action} needs (ON CONFLICT): add a unique index on that column`,
+    hint: `CREATE UNIQUE INDEX ON ${dialect.quoteTable(table)} (${dialect.quoteIdent(key)})`,
+  };
+}
+
+/** A "did you mean" hint from the table's columns (edit distance ≤ 2, or a case-only difference). */
+function suggest(name: string, candidates: readonly string[]): string | undefined {
+  let best: string | undefined;
+  let bestDistance = 3;
+  for (const c of candidates) {
+    const d = c.toLowerCase() === name.toLowerCase() ? 0 : distance(name, c);
+    if (d < bestDistance) {
+      best = c;
+      bestDistance = d;
+    }
+  }
+  if (best !== undefined) return `did you mean ${best}?`;
+  return candidates.length ? `the table's columns: ${candidates.join(', ')}` : undefined;
+}
+
+function distance(a: string, b: string): number {
+  let prev = Array.from({ length: b.length + 1 }, (_, i) => i);
+  for (let i = 1; i <= a.length; i++) {
+    const cur = [i];
+    for (let j = 1; j <= b.length; j++)
+      cur[j] = Math.min(prev[j]! + 1, cur[j - 1]! + 1, prev[j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1));
+    prev = cur;
+  }
+  return prev[b.length]!;
+}

@@ -1,0 +1,128 @@
+import { createHmac } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { type ConnectionSettings, UserError } from '../sdk.js';
+
+/** A webhook destination's settings, checked once when the session opens. */
+export interface WebhookSettings {
+  readonly url: URL;
+  /** The user's headers (values may be secrets: never logged). */
+  readonly headers: Readonly<Record<string, string>>;
+  readonly signingSecret?: string;
+  /** Per-request timeout. */
+  readonly timeoutMs: number;
+}
+
+export const DEFAULT_TIMEOUT_MS = 30_000;
+
+// Headers backflow computes itself: a user value would break the body or its signature.
+const RESERVED_HEADERS = new Set([
+  'content-type',
+  'content-length',
+  'transfer-encoding',
+  'host',
+  'x-backflow-signature',
+]);
+
+export function parseWebhookSettings(settings: ConnectionSettings, address: string): WebhookSettings {
+  if (!settings.url) {
+    throw new UserError(`${address}: a webhook destination needs \`url\``, {
+      hint: 'set url: https://… (a secret in it can come from an environment variable)',
+    });
+  }
+  let url: URL;
+  try {
+    url = new URL(settings.url);
+  } catch {
+    // No cause: it carries the URL, which may hold a resolved secret.
+    throw new UserError(`${address}: \`url\` is not a valid URL`, { hint: 'use an absolute http(s) URL' });
+  }
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') {
+    throw new UserError(`${address}: \`url\` must be http or https, not ${url.protocol.replace(':', '')}`);
+  }
+  const headers = settings.headers ?? {};
+  for (const [name, value] of Object.entries(headers)) {
+    if (RESERVED_HEADERS.has(name.toLowerCase())) {
+      throw new UserError(`${address}: header \`${name}\` is set by backflow and cannot be configured`);
+    }
+    try {
+      new Headers([[name, value]]);
+    } catch {
+      // The value may be a resolved secret and the platform's message quotes it: name the header only.
+      throw new UserError(`${address}: header \`${name}\` has an invalid name or value`, {
+        hint: 'header values cannot contain line breaks',
+      });
+    }
+  }
+  let timeoutMs = DEFAULT_TIMEOUT_MS;
+  if (settings.timeout !== undefined) {
+    const parsed = parseDuration(settings.timeout);
+    if (parsed === undefined || parsed <= 0) {
+      throw new UserError(`${address}: \`timeout\` ${JSON.stringify(settings.timeout)} is not a duration`, {
+        hint: 'write a number and a unit: 500ms, 30s, 2m',
+      });
+    }
+    timeoutMs = parsed;
+  }
+  return {
+    url,
+    headers,
+    timeoutMs,
+    ...(settings.signing_secret ? { signingSecret: settings.signing_secret } : {}),
+  };
+}
+
+const UNIT_MS: Readonly<Record<string, number>> = { ms: 1, s: 1_000, m: 60_000, h: 3_600_000, d: 86_400_000 };
+
+/** `500ms`, `30s`, `15m`, `24h`, `14d` (the schema's duration) → milliseconds; undefined when malformed. */
+export function parseDuration(text: string): number | undefined {
+  const m = /^(\d+)(ms|s|m|h|d)$/.exec(text.trim());
+  const unit = m?.[2] === undefined ? undefined : UNIT_MS[m[2]];
+  return m?.[1] === undefined || unit === undefined ? undefined : Number(m[1]) * unit;
+}
+
+/** `sha256=<hex HMAC-SHA256 of the exact body bytes>`, what X-Backflow-Signature carries. */
+export function signature(secret: string, body: Uint8Array): string {
+  return `sha256=${createHmac('sha256', secret).update(body).digest('hex')}`;
+}
+
+let cachedVersion: string | undefined;
+
+/** backflow's own version, from the package.json above this file (source tree and dist alike). */
+export function backflowVersion(): string {
+  if (cachedVersion !== undefined) return cachedVersion;
+  cachedVersion = '0.0.0';
+  for (let dir = new URL('.', import.meta.url); ; dir = new URL('..', dir)) {
+    try {
+      const pkg = JSON.parse(readFileSync(new URL('package.json', dir), 'utf8')) as {
+        name?: unknown;
+        version?: unknown;
+      };
+      if (pkg.name === 'backflow' && typeof pkg.version === 'string') {
+        cachedVersion = pkg.version;
+        break;
+      }
+    } catch {
+      // not here: keep walking up
+    }
+    if (dir.pathname === '/') break;
+  }
+  return cachedVersion;
+}
+
+/**
+ * JSON text for a payload: a bigint becomes its decimal string (a JS receiver would lose digits of a
+ * number) and bytes become base64, the same conventions as the content hash.
+ */
+export function encodeJson(value: unknown): string {
+  return JSON.stringify(value, jsonReplacer);
+}
+
+function jsonReplacer(this: unknown, key: string, value: unknown): unknown {
+  if (typeof value === 'bigint') return value.toString();
+  // Buffer.toJSON has already run on `value`; the holder still has the original.
+  const original = (this as Record<string, unknown>)[key];
+  if (original instanceof Uint8Array) {
+    return Buffer.from(original.buffer, original.byteOffset, original.byteLength).toString('base64');
+  }
+  return value;
+}

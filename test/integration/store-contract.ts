@@ -1,0 +1,422 @@
+/**
+ * The RuntimeStore contract: every store (SQLite, PostgreSQL) passes these same tests.
+ * `open` must return an empty, migrated store on each call; the suite closes it.
+ */
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import type { KeyOutcome, RuntimeStore } from '../../engine/store/types.js';
+import { emptyRun, type RunRecord, type SyncRun } from '../../engine/sync/types.js';
+
+type Staged = string | null | { duplicate: true };
+
+export function storeContract(name: string, open: () => Promise<RuntimeStore>): void {
+  describe(`RuntimeStore contract: ${name}`, () => {
+    let store: RuntimeStore;
+    beforeEach(async () => {
+      store = await open();
+    });
+    afterEach(async () => {
+      await store.close();
+    });
+
+    const keys = (n: number, prefix = 'k') => Array.from({ length: n }, (_, i) => `${prefix}${String(i).padStart(5, '0')}`);
+    const mark = (runId: string, outcome: KeyOutcome, entries: [string, string | null][]) =>
+      store.markKeys({ runId, outcomes: entries.map(([key, hash]) => ({ key, outcome, hash })) });
+
+    /** Runs a whole sync of `rows` (key → hash) where every change is delivered, like a first clean sync. */
+    async function syncAll(mapping: string, runId: string, rows: Record<string, string>): Promise<Staged[]> {
+      const staged = await store.stageKeys({ mapping, runId, keys: Object.keys(rows) });
+      await mark(runId, 'ok', Object.entries(rows));
+      for await (const page of store.unseenKeys({ mapping, runId, batchSize: 100 }))
+        await mark(runId, 'ok', page.map((p) => [p.key, null]));
+      await store.commitSnapshot({ mapping, runId });
+      return [...staged];
+    }
+
+    async function snapshot(mapping: string): Promise<Record<string, string>> {
+      // The snapshot as a fresh run sees it: every key is unseen.
+      const out: Record<string, string> = {};
+      const probe = `probe-${Math.random().toString(36).slice(2)}`;
+      for await (const page of store.unseenKeys({ mapping, runId: probe, batchSize: 7 }))
+        for (const p of page) out[p.key] = p.hash;
+      await store.discardStage({ runId: probe });
+      return out;
+    }
+
+    it('migrates idempotently', async () => {
+      await store.migrate();
+      await store.migrate();
+      expect(await store.snapshotSize('m')).toBe(0);
+      expect(['sqlite', 'postgres']).toContain(store.kind);
+    });
+
+    describe('runs', () => {
+      function run(id: string, over: Partial<SyncRun> = {}): SyncRun {
+        return {
+          ...emptyRun({
+            id,
+            mapping: 'users_to_crm',
+            model: 'active_users',
+            source: 'warehouse',
+            destination: 'crm',
+            action: 'upsert',
+            trigger: 'manual',
+            started_at: '2024-05-01T10:00:00.000Z',
+          }),
+          ...over,
+        };
+      }
+
+      it('round-trips a run and replaces it on update', async () => {
+        const r = run('r1');
+        await store.insertRun(r);
+        expect(await store.getRun('r1')).toEqual(r);
+        expect(await store.getRun('nope')).toBeUndefined();
+        const done: SyncRun = {
+          ...r,
+          status: 'partial_success',
+          finished_at: '2024-05-01T10:00:05.250Z',
+          duration_ms: 5250,
+          extract: { total: 10, added: 3, updated: 2, deleted: 1 },
+          load: {
+            attempted: 6,
+            succeeded: 5,
+            failed: 1,
+            added: { succeeded: 3, failed: 0 },
+            updated: { succeeded: 1, failed: 1 },
+            deleted: { succeeded: 1, failed: 0 },
+          },
+          errors: [
+            {
+              code: 'check_violation',
+              message: "new row violates check constraint \"email\" — O'Reilly 🎉",
+              records: 1,
+              recommended_action: 'fix it',
+              sample_payloads: [{ email: 'x', nested: { a: [1, null] } }],
+            },
+          ],
+        };
+        await store.updateRun(done);
+        expect(await store.getRun('r1')).toEqual(done);
+        expect(await store.listUnfinishedRuns()).toEqual([]);
+      });
+
+      it('refuses to update a run that was never inserted', async () => {
+        await expect(store.updateRun(run('ghost'))).rejects.toThrow(/ghost/);
+      });
+
+      it('lists unfinished runs', async () => {
+        await store.insertRun(run('a', { started_at: '2024-05-01T10:00:00.000Z' }));
+        await store.insertRun(run('b', { status: 'success', finished_at: '2024-05-01T10:01:00.000Z' }));
+        await store.insertRun(run('c', { mapping: 'other', started_at: '2024-05-01T09:00:00.000Z' }));
+        expect((await store.listUnfinishedRuns()).map((r) => r.id).sort()).toEqual(['a', 'c']);
+      });
+
+      describe('listRuns', () => {
+        beforeEach(async () => {
+          const rows: [string, Partial<SyncRun>][] = [
+            ['r1', { mapping: 'users_to_crm', status: 'success', started_at: '2024-05-01T08:00:00.000Z' }],
+            ['r2', { mapping: 'users_to_crm', status: 'failed', started_at: '2024-05-02T08:00:00.000Z' }],
+            ['r3', { mapping: 'orders_to_hub', model: 'orders', destination: 'hubspot', status: 'failed', started_at: '2024-05-01T12:00:00.000Z' }],
+            ['r4', { mapping: 'orders_to_hub', model: 'orders', destination: 'hubspot', status: 'partial_success', started_at: '2024-05-03T08:00:00.000Z' }],
+            ['r5', { mapping: 'events_to_s3', model: 'events', source: 'Lake', destination: 'bucket', status: 'in_progress', started_at: '2024-05-03T09:00:00.000Z' }],
+          ];
+          for (const [id, over] of rows) await store.insertRun(run(id, over));
+        });
+        const ids = async (filter: Parameters<RuntimeStore['listRuns']>[0]) => (await store.listRuns(filter)).map((r) => r.id);
+
+        it('lists newest first, with a limit', async () => {
+          expect(await ids({})).toEqual(['r5', 'r4', 'r2', 'r3', 'r1']);
+          expect(await ids({ limit: 2 })).toEqual(['r5', 'r4']);
+          expect((await store.listRuns({ limit: 1 }))[0]).toEqual(await store.getRun('r5'));
+        });
+
+        it('filters by status, time window, mapping, model and destination', async () => {
+          expect(await ids({ status: ['failed'] })).toEqual(['r2', 'r3']);
+          expect(await ids({ status: ['failed', 'in_progress'] })).toEqual(['r5', 'r2', 'r3']);
+          expect(await ids({ status: [] })).toHaveLength(5);
+          expect(await ids({ since: '2024-05-02T08:00:00.000Z' })).toEqual(['r5', 'r4', 'r2']);
+          expect(await ids({ until: '2024-05-01T12:00:00.000Z' })).toEqual(['r3', 'r1']);
+          expect(await ids({ since: '2024-05-01T09:00:00Z', until: '2024-05-03T08:30:00+00:00' })).toEqual(['r4', 'r2', 'r3']);
+          expect(await ids({ mappings: ['orders_to_hub', 'events_to_s3'] })).toEqual(['r5', 'r4', 'r3']);
+          expect(await ids({ models: ['active_users'] })).toEqual(['r2', 'r1']);
+          expect(await ids({ destinations: ['hubspot', 'bucket'] })).toEqual(['r5', 'r4', 'r3']);
+          expect(await ids({ destinations: ['hubspot'], status: ['failed'] })).toEqual(['r3']);
+        });
+
+        it('searches mapping, model, destination, source and id, ignoring case', async () => {
+          expect(await ids({ search: 'HUB' })).toEqual(['r4', 'r3']);
+          expect(await ids({ search: 'lake' })).toEqual(['r5']);
+          expect(await ids({ search: 'active_' })).toEqual(['r2', 'r1']);
+          expect(await ids({ search: 'r3' })).toEqual(['r3']);
+          expect(await ids({ search: '%' })).toEqual([]);
+          expect(await ids({ search: '_' })).toHaveLength(5);
+        });
+
+        it('keeps the latest run per mapping, then filters it by status', async () => {
+          expect(await ids({ latestPerMapping: true })).toEqual(['r5', 'r4', 'r2']);
+          // A mapping whose latest run succeeded is not "failed" because of an older run.
+          expect(await ids({ latestPerMapping: true, status: ['failed'] })).toEqual(['r2']);
+          expect(await ids({ latestPerMapping: true, status: ['success'] })).toEqual([]);
+          // The time window picks the latest run inside it.
+          expect(await ids({ latestPerMapping: true, until: '2024-05-01T23:59:59Z' })).toEqual(['r3', 'r1']);
+          expect(await ids({ latestPerMapping: true, limit: 1 })).toEqual(['r5']);
+          expect(await ids({ latestPerMapping: true, search: 'users' })).toEqual(['r2']);
+        });
+      });
+
+      it('keeps run records in order, filtered by status and paged', async () => {
+        await store.insertRun(run('r1'));
+        const records: RunRecord[] = [
+          { key: '1', change: 'added', status: 'ok', payload: { email: 'a@x', traits: { plan: 'pro' } } },
+          { key: '2', change: 'updated', status: 'failed', code: 'check_violation', message: 'bad email', payload: { email: 'nope' } },
+          { key: '3', change: 'deleted', status: 'ok', payload: null },
+        ];
+        await store.addRunRecords('r1', records);
+        await store.addRunRecords('r1', [
+          { key: '["4","b"]', change: 'added', status: 'expired', code: 'expired', message: "O'Reilly 🎉", payload: { x: null } },
+        ]);
+        await store.addRunRecords('other', [{ key: '9', change: 'added', status: 'failed', code: 'c', message: 'm', payload: null }]);
+        await store.addRunRecords('r1', []);
+
+        const all = await store.listRunRecords('r1', {});
+        expect(all.map((r) => r.key)).toEqual(['1', '2', '3', '["4","b"]']);
+        expect(all[0]).toEqual(records[0]);
+        expect(all[1]).toEqual(records[1]);
+        expect(all[2]).toEqual(records[2]);
+        expect((await store.listRunRecords('r1', { status: 'failed' })).map((r) => r.key)).toEqual(['2']);
+        expect((await store.listRunRecords('r1', { status: 'expired' }))[0]?.message).toBe("O'Reilly 🎉");
+        expect((await store.listRunRecords('r1', { limit: 2 })).map((r) => r.key)).toEqual(['1', '2']);
+        expect((await store.listRunRecords('r1', { limit: 2, offset: 2 })).map((r) => r.key)).toEqual(['3', '["4","b"]']);
+        expect((await store.listRunRecords('r1', { offset: 3 })).map((r) => r.key)).toEqual(['["4","b"]']);
+        expect(await store.listRunRecords('none', {})).toEqual([]);
+      });
+    });
+
+    describe('diff working set', () => {
+      it('stages keys: snapshot hashes, new keys, duplicates in and across batches', async () => {
+        await syncAll('m', 'run1', { a: 'ha', b: 'hb', c: 'hc' });
+        expect(await store.snapshotSize('m')).toBe(3);
+
+        const first = await store.stageKeys({ mapping: 'm', runId: 'run2', keys: ['b', 'x', 'a', 'x', 'b'] });
+        expect(first).toEqual(['hb', null, 'ha', { duplicate: true }, { duplicate: true }]);
+        const second = await store.stageKeys({ mapping: 'm', runId: 'run2', keys: ['a', 'y', 'c'] });
+        expect(second).toEqual([{ duplicate: true }, null, 'hc']);
+        expect(await store.stageKeys({ mapping: 'm', runId: 'run2', keys: [] })).toEqual([]);
+        // Another run, and another mapping, have their own working sets and snapshots.
+        expect(await store.stageKeys({ mapping: 'm', runId: 'run3', keys: ['a'] })).toEqual(['ha']);
+        expect(await store.stageKeys({ mapping: 'other', runId: 'run4', keys: ['a'] })).toEqual([null]);
+      });
+
+      it('stages awkward keys exactly', async () => {
+        const odd = ["O'Reilly", '"q"', '\\', '["1","x"]', 'Zoë 🎉', ' ', 'a\nb', 'ä', 'A', 'a'];
+        const rows = Object.fromEntries(odd.map((k, i) => [k, `h${i}`]));
+        expect(await syncAll('m', 'run1', rows)).toEqual(odd.map(() => null));
+        expect(await store.stageKeys({ mapping: 'm', runId: 'run2', keys: odd })).toEqual(odd.map((_, i) => `h${i}`));
+        expect(await snapshot('m')).toEqual(rows);
+      });
+
+      it('lists unseen keys in key order, page by page, while the caller marks them', async () => {
+        const all = keys(250);
+        await syncAll('m', 'run1', Object.fromEntries(all.map((k) => [k, `h-${k}`])));
+        // run2 sees every third key; the rest are deleted records.
+        const seen = all.filter((_, i) => i % 3 === 0);
+        await store.stageKeys({ mapping: 'm', runId: 'run2', keys: seen });
+        const pages: string[][] = [];
+        for await (const page of store.unseenKeys({ mapping: 'm', runId: 'run2', batchSize: 40 })) {
+          pages.push(page.map((p) => p.key));
+          expect(page.every((p) => p.hash === `h-${p.key}`)).toBe(true);
+          // Marking the page (as the engine does with deleted records) must not disturb the iteration.
+          await mark('run2', 'ok', page.map((p) => [p.key, null]));
+        }
+        const unseen = all.filter((_, i) => i % 3 !== 0);
+        expect(pages.flat()).toEqual(unseen);
+        expect(pages.slice(0, -1).every((p) => p.length === 40)).toBe(true);
+        expect(pages.length).toBe(Math.ceil(unseen.length / 40));
+
+        // Marked keys are no longer unseen.
+        const again: string[] = [];
+        for await (const page of store.unseenKeys({ mapping: 'm', runId: 'run2', batchSize: 1000 })) again.push(...page.map((p) => p.key));
+        expect(again).toEqual([]);
+        // Nothing in the snapshot: no pages at all.
+        for await (const page of store.unseenKeys({ mapping: 'empty', runId: 'run2', batchSize: 10 })) expect(page).toEqual([]);
+      });
+
+      it('pages exactly at batch boundaries', async () => {
+        await syncAll('m', 'run1', Object.fromEntries(keys(20).map((k) => [k, 'h'])));
+        const sizes: number[] = [];
+        for await (const page of store.unseenKeys({ mapping: 'm', runId: 'run2', batchSize: 10 })) sizes.push(page.length);
+        expect(sizes).toEqual([10, 10]);
+      });
+
+      it('commits ok and skipped outcomes only, deleting keys whose hash is null', async () => {
+        await syncAll('m', 'run1', { a: 'ha', b: 'hb', c: 'hc', d: 'hd', e: 'he', f: 'hf' });
+        await store.stageKeys({ mapping: 'm', runId: 'run2', keys: ['a', 'b', 'c', 'd', 'new1', 'new2', 'new3'] });
+        await mark('run2', 'ok', [
+          ['a', 'ha2'],
+          ['new1', 'hn1'],
+        ]);
+        await mark('run2', 'skipped', [
+          ['b', 'hb2'],
+          ['new2', 'hn2'],
+        ]);
+        await mark('run2', 'failed', [
+          ['c', null],
+          ['new3', null],
+        ]);
+        await mark('run2', 'expired', [['d', null]]);
+        // e: a delivered delete; f: a delete that failed (stays in the snapshot, retried next time).
+        await mark('run2', 'ok', [['e', null]]);
+        await mark('run2', 'failed', [['f', null]]);
+        // The last mark of a key wins.
+        await mark('run2', 'failed', [['new1', null]]);
+        await mark('run2', 'ok', [['new1', 'hn1b']]);
+        expect(await snapshot('m')).toEqual({ a: 'ha', b: 'hb', c: 'hc', d: 'hd', e: 'he', f: 'hf' });
+
+        await store.commitSnapshot({ mapping: 'm', runId: 'run2' });
+        expect(await snapshot('m')).toEqual({ a: 'ha2', b: 'hb2', c: 'hc', d: 'hd', f: 'hf', new1: 'hn1b', new2: 'hn2' });
+        expect(await store.snapshotSize('m')).toBe(7);
+        // The working set is gone: the same run id starts from scratch.
+        expect(await store.stageKeys({ mapping: 'm', runId: 'run2', keys: ['a'] })).toEqual(['ha2']);
+        // Committing a run that staged nothing changes nothing.
+        await store.commitSnapshot({ mapping: 'm', runId: 'never-staged' });
+        expect(await store.snapshotSize('m')).toBe(7);
+      });
+
+      it('marks keys that were never staged (deleted records) and commits them', async () => {
+        await syncAll('m', 'run1', { a: 'ha', b: 'hb' });
+        await mark('run2', 'ok', [['a', null]]);
+        await mark('run2', 'skipped', [['b', null]]);
+        await store.commitSnapshot({ mapping: 'm', runId: 'run2' });
+        expect(await store.snapshotSize('m')).toBe(0);
+      });
+
+      it('discards an aborted run without touching the snapshot', async () => {
+        await syncAll('m', 'run1', { a: 'ha', b: 'hb' });
+        await store.stageKeys({ mapping: 'm', runId: 'run2', keys: ['a', 'c'] });
+        await mark('run2', 'ok', [
+          ['a', 'changed'],
+          ['c', 'hc'],
+          ['b', null],
+        ]);
+        await store.discardStage({ runId: 'run2' });
+        await store.discardStage({ runId: 'never-staged' });
+        expect(await snapshot('m')).toEqual({ a: 'ha', b: 'hb' });
+        expect(await store.stageKeys({ mapping: 'm', runId: 'run2', keys: ['a', 'c'] })).toEqual(['ha', null]);
+      });
+
+      it('keeps mappings apart and resets one', async () => {
+        await syncAll('m1', 'run1', { a: '1', b: '1' });
+        await syncAll('m2', 'run2', { a: '2' });
+        expect(await store.snapshotSize('m1')).toBe(2);
+        expect(await store.snapshotSize('m2')).toBe(1);
+        expect(await store.stageKeys({ mapping: 'm2', runId: 'run3', keys: ['a', 'b'] })).toEqual(['2', null]);
+        await store.discardStage({ runId: 'run3' });
+        await store.resetSnapshot('m1');
+        expect(await store.snapshotSize('m1')).toBe(0);
+        expect(await snapshot('m2')).toEqual({ a: '2' });
+        expect(await store.stageKeys({ mapping: 'm1', runId: 'run4', keys: ['a'] })).toEqual([null]);
+      });
+
+      it('diffs a model larger than any batch in several batches', async () => {
+        const all = keys(5000);
+        const rows = Object.fromEntries(all.map((k) => [k, 'v1']));
+        await syncAll('big', 'run1', rows);
+        expect(await store.snapshotSize('big')).toBe(5000);
+        // Second run: first 4000 keys come back in 4 batches, 1000 are deleted.
+        for (let i = 0; i < 4; i++) {
+          const batch = all.slice(i * 1000, (i + 1) * 1000);
+          const staged = await store.stageKeys({ mapping: 'big', runId: 'run2', keys: batch });
+          expect(staged.every((h) => h === 'v1')).toBe(true);
+        }
+        let deleted = 0;
+        for await (const page of store.unseenKeys({ mapping: 'big', runId: 'run2', batchSize: 300 })) {
+          deleted += page.length;
+          await mark('run2', 'ok', page.map((p) => [p.key, null]));
+        }
+        expect(deleted).toBe(1000);
+        await store.commitSnapshot({ mapping: 'big', runId: 'run2' });
+        expect(await store.snapshotSize('big')).toBe(4000);
+      });
+    });
+
+    describe('pending failed records', () => {
+      const failure = (key: string, over: Partial<{ hash: string | null; at: string; code: string; expired: boolean }> = {}) => ({
+        key,
+        change: 'updated' as const,
+        hash: over.hash === undefined ? 'h1' : over.hash,
+        lastFailedAt: over.at ?? '2024-05-01T10:00:00.000Z',
+        code: over.code ?? 'check_violation',
+        message: `failed ${key}`,
+        expired: over.expired ?? false,
+      });
+
+      it('records a failure, counts attempts and restarts the window when the content changes', async () => {
+        await store.upsertPending('m', [failure('a'), failure('b', { hash: null })]);
+        let got = await store.getPending('m', ['a', 'b', 'zzz']);
+        expect([...got.keys()].sort()).toEqual(['a', 'b']);
+        expect(got.get('a')).toEqual({
+          key: 'a',
+          change: 'updated',
+          hash: 'h1',
+          firstFailedAt: '2024-05-01T10:00:00.000Z',
+          lastFailedAt: '2024-05-01T10:00:00.000Z',
+          attempts: 1,
+          code: 'check_violation',
+          message: 'failed a',
+          expired: false,
+        });
+        expect(got.get('b')?.hash).toBeNull();
+
+        // The same content fails again: one more attempt, same window.
+        await store.upsertPending('m', [failure('a', { at: '2024-05-02T10:00:00.000Z', code: 'unique_violation' })]);
+        got = await store.getPending('m', ['a']);
+        expect(got.get('a')).toMatchObject({
+          firstFailedAt: '2024-05-01T10:00:00.000Z',
+          lastFailedAt: '2024-05-02T10:00:00.000Z',
+          attempts: 2,
+          code: 'unique_violation',
+        });
+
+        // Changed content: a new failure, its window restarts.
+        await store.upsertPending('m', [failure('a', { hash: 'h2', at: '2024-05-03T10:00:00.000Z' })]);
+        expect((await store.getPending('m', ['a'])).get('a')).toMatchObject({
+          hash: 'h2',
+          firstFailedAt: '2024-05-03T10:00:00.000Z',
+          attempts: 1,
+        });
+
+        // Expiry is recorded.
+        await store.upsertPending('m', [failure('a', { hash: 'h2', at: '2024-05-20T10:00:00.000Z', expired: true })]);
+        expect((await store.getPending('m', ['a'])).get('a')).toMatchObject({ expired: true, firstFailedAt: '2024-05-03T10:00:00.000Z' });
+      });
+
+      it('clears and counts per mapping', async () => {
+        await store.upsertPending('m', keys(30).map((k) => failure(k)));
+        await store.upsertPending('other', [failure('k00000')]);
+        expect(await store.countPending('m')).toBe(30);
+        await store.clearPending('m', ['k00000', 'k00001', 'missing']);
+        await store.clearPending('m', []);
+        expect(await store.countPending('m')).toBe(28);
+        expect(await store.countPending('other')).toBe(1);
+        expect((await store.getPending('m', ['k00000', 'k00002'])).size).toBe(1);
+        expect((await store.getPending('m', [])).size).toBe(0);
+        // Many keys in one call.
+        expect((await store.getPending('m', keys(30))).size).toBe(28);
+      });
+    });
+
+    describe('meta', () => {
+      it('sets, replaces and removes facts', async () => {
+        expect(await store.getMeta('reset:m')).toBeUndefined();
+        await store.setMeta('reset:m', '2024-05-01T00:00:00.000Z');
+        await store.setMeta('reset:m', 'again');
+        await store.setMeta('other', "O'Reilly 🎉");
+        expect(await store.getMeta('reset:m')).toBe('again');
+        expect(await store.getMeta('other')).toBe("O'Reilly 🎉");
+        await store.setMeta('reset:m', null);
+        await store.setMeta('never-set', null);
+        expect(await store.getMeta('reset:m')).toBeUndefined();
+      });
+    });
+  });
+}

@@ -26,7 +26,7 @@ export interface PostgresBenchRequest {
   readonly pgUrl: string;
   /** Rows in the model (default 1,000,000). */
   readonly rows?: number;
-  /** The mapping's batch_size (default 1000, backflow's default). */
+  /** The mapping's batch_size (default 5000, as the SQLite bench). */
   readonly batchSize?: number;
   /** psql binary (default /usr/bin/psql). */
   readonly psql?: string;
@@ -64,7 +64,7 @@ const TABLE_DDL = `(
 /** Runs the whole benchmark and drops its database afterwards. */
 export async function benchPostgres(req: PostgresBenchRequest): Promise<PostgresBenchResult> {
   const rows = req.rows ?? 1_000_000;
-  const batchSize = req.batchSize ?? 1000;
+  const batchSize = req.batchSize ?? 5000;
   const psql = req.psql ?? '/usr/bin/psql';
   const log = req.log ?? (() => undefined);
   const dbName = `backflow_bench_${process.pid}_${Date.now().toString(36)}`;

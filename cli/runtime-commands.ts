@@ -1,4 +1,8 @@
 import type { Command } from 'commander';
+import { registerAgentCommand } from './commands/agent.js';
+import { registerAlertCommands } from './commands/alerts-register.js';
+import { registerSegmentCommands } from './commands/segments-register.js';
+import { registerStatusCommands } from './commands/status-register.js';
 import { replayCommand, resetCommand, syncCommand } from './commands/sync.js';
 import { syncsCommand, syncsShowCommand } from './commands/syncs.js';
 import type { IO } from './io.js';
@@ -61,7 +65,12 @@ export function registerRuntimeCommands(program: Command, { dir, run, io }: Comm
     .option('--json', 'print JSON')
     .action(
       run(async (runId: string, o: { json?: boolean }) =>
-        syncsShowCommand(io(), { dir: dir(), runId, ...o }),
+        // `syncs show ID --json`: the parent `syncs` has --json too and takes the flag first.
+        syncsShowCommand(io(), { dir: dir(), runId, json: o.json || syncs.opts<{ json?: boolean }>().json }),
       ),
     );
+  registerStatusCommands(program, { dir, run, io });
+  registerAgentCommand(program, { dir, run, io });
+  registerAlertCommands(program, { dir, run, io });
+  registerSegmentCommands(program, { dir, run, io });
 }

@@ -1,7 +1,5 @@
-import { parseDuration } from '../../engine/config/durations.js';
 import { UserError } from '../../engine/errors.js';
-import type { RunFilter } from '../../engine/store/types.js';
-import type { RunStatus } from '../../engine/sync/types.js';
+import { listOverview } from '../../engine/sync/overview.js';
 import { type IO, print, printJson } from '../io.js';
 import { renderRunsTable, renderRunText } from '../render/run-text.js';
 import { withRuntime } from './sync.js';
@@ -20,64 +18,30 @@ export interface SyncsOptions {
   readonly all?: boolean;
   readonly limit?: string;
   readonly json?: boolean;
+  /** A plain table even on a terminal. */
+  readonly plain?: boolean;
 }
 
-const STATUSES: RunStatus[] = ['in_progress', 'success', 'partial_success', 'failed'];
-
-/** `--since 24h` or an ISO date → ISO timestamp. */
-export function parseTime(text: string, flag: string, now = new Date()): string {
-  const ms = parseDuration(text);
-  if (ms !== undefined) return new Date(now.getTime() - ms).toISOString();
-  const t = Date.parse(text);
-  if (Number.isNaN(t))
-    throw new UserError(`${flag} ${text} is neither a duration (24h, 7d) nor a date`, {
-      hint: `e.g. ${flag} 24h or ${flag} 2026-11-01T00:00:00Z`,
-    });
-  return new Date(t).toISOString();
-}
-
-export function runFilter(o: Omit<SyncsOptions, 'dir' | 'json'>): RunFilter {
-  const status = (o.status ?? []).flatMap((s) => s.split(',')).map((s) => s.trim()) as RunStatus[];
-  for (const s of status)
-    if (!STATUSES.includes(s))
-      throw new UserError(`unknown status ${s}`, { hint: `use one of: ${STATUSES.join(', ')}` });
-  if (o.period && !['24h', '7d', '30d'].includes(o.period))
-    throw new UserError(`unknown period ${o.period}`, { hint: 'use 24h, 7d or 30d, or --since/--until' });
-  const since = o.since
-    ? parseTime(o.since, '--since')
-    : o.period
-      ? parseTime(o.period, '--period')
-      : undefined;
-  return {
-    ...(status.length ? { status } : {}),
-    ...(since ? { since } : {}),
-    ...(o.until ? { until: parseTime(o.until, '--until') } : {}),
-    ...(o.model?.length ? { models: o.model } : {}),
-    ...(o.destination?.length ? { destinations: o.destination } : {}),
-    ...(o.mapping?.length ? { mappings: o.mapping } : {}),
-    ...(o.search ? { search: o.search } : {}),
-    latestPerMapping: !o.all,
-    limit: o.limit ? Number(o.limit) : 200,
-  };
-}
-
-/** `backflow syncs`: the sync overview — latest run per mapping, filtered. */
+/** `backflow syncs`: the sync overview — latest run per mapping, filtered (engine/sync/overview.ts). */
 export async function syncsCommand(io: IO, opts: SyncsOptions): Promise<number> {
   return withRuntime(io, opts.dir, async ({ state, store }) => {
-    const enabled = new Map(
-      (state?.resources ?? [])
-        .filter((r) => r.kind === 'mapping')
-        .map((r) => [r.name, r.body.enabled !== false ? 'enabled' : 'disabled']),
-    );
-    if (opts.mappingStatus && !['enabled', 'disabled'].includes(opts.mappingStatus))
-      throw new UserError(`unknown mapping status ${opts.mappingStatus}`, {
-        hint: 'use enabled or disabled',
-      });
-    const runs = (await store.listRuns(runFilter(opts)))
-      .map((r) => ({ ...r, mapping_status: enabled.get(r.mapping) ?? 'removed' }))
-      .filter((r) => !opts.mappingStatus || r.mapping_status === opts.mappingStatus);
+    const runs = await listOverview({ store, state, options: opts });
     if (opts.json) printJson(io, runs);
-    else print(io, renderRunsTable(runs, io.style));
+    else if (io.interactive && !opts.plain) {
+      // On a terminal: the interactive view (ink is loaded only here; JSON and pipes never touch it).
+      const [{ render }, { createElement }, { SyncsView }] = await Promise.all([
+        import('ink'),
+        import('react'),
+        import('../ui/syncs-view.js'),
+      ]);
+      const app = render(
+        createElement(SyncsView, {
+          rows: runs,
+          loadFailed: (id: string) => store.listRunRecords(id, { status: 'failed', limit: 100 }),
+        }),
+      );
+      await app.waitUntilExit();
+    } else print(io, renderRunsTable(runs, io.style));
     return 0;
   });
 }

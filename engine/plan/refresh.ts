@@ -3,6 +3,7 @@ import type { Mapping, Model } from '../config/types.gen.js';
 import { closeQuietly, openSession } from '../connections.js';
 import type { Diagnostic } from '../diagnostics.js';
 import { errorMessage } from '../errors.js';
+import { healthFromStatus } from '../status/health.js';
 import type { RuntimeStore } from '../store/types.js';
 import { compileFields } from '../sync/fields.js';
 import { diffResources, touchedMappings } from './plan.js';
@@ -57,6 +58,12 @@ export async function refresh(req: RefreshRequest): Promise<RefreshResult> {
       }
     }
   }
+  // No store here (CI with only the state), or it knows no run: the status document beside the state.
+  const unknown = touched.filter((name) => !health.some((h) => h.mapping === name));
+  health.push(
+    ...(await healthFromStatus({ dir: config.dir, settings: config.doc.settings, mappings: unknown })),
+  );
+  health.sort((a, b) => (a.mapping < b.mapping ? -1 : a.mapping > b.mapping ? 1 : 0));
   return { diagnostics, recordCounts, health };
 }
 

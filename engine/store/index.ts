@@ -15,11 +15,6 @@ export interface OpenStoreRequest {
   readonly configDir: string;
 }
 
-/** The module `postgres://` URLs load lazily, so SQLite users never import `pg`. */
-interface PostgresStoreModule {
-  openPostgresStore(req: { url: string; configDir: string }): Promise<RuntimeStore>;
-}
-
 /** Opens the runtime store named by `url` and applies pending migrations. */
 export async function openStore(req: OpenStoreRequest): Promise<RuntimeStore> {
   const url = req.url ?? DEFAULT_STORE_URL;
@@ -44,8 +39,8 @@ export async function openStore(req: OpenStoreRequest): Promise<RuntimeStore> {
     return store;
   }
   if (url.startsWith('postgres://') || url.startsWith('postgresql://')) {
-    const mod = await importPostgres();
-    return mod.openPostgresStore({ url, configDir: req.configDir });
+    const { openPostgresStore } = await importPostgres();
+    return openPostgresStore({ url, configDir: req.configDir });
   }
   const scheme = /^[a-z][a-z0-9+.-]*:/i.exec(url)?.[0] ?? url;
   throw new UserError(`unsupported runtime store URL scheme "${scheme}"`, {
@@ -75,14 +70,13 @@ function sqliteFile(url: string, configDir: string): string {
   return file;
 }
 
-async function importPostgres(): Promise<PostgresStoreModule> {
-  // A computed specifier: the PostgreSQL store is optional at build time.
-  const specifier = './postgres.js';
+/** Loaded only for `postgres://` URLs, so SQLite users never import `pg`. */
+async function importPostgres(): Promise<typeof import('./postgres.js')> {
   try {
-    return (await import(specifier)) as PostgresStoreModule;
+    return await import('./postgres.js');
   } catch (e) {
-    throw new UserError('a PostgreSQL runtime store is not yet supported by this build of backflow', {
-      hint: 'use the default SQLite store (`settings.store: sqlite:.backflow/store.db`)',
+    throw new UserError(`the PostgreSQL runtime store cannot be loaded: ${(e as Error).message}`, {
+      hint: 'reinstall backflow, or use the default SQLite store (`settings.store: sqlite:.backflow/store.db`)',
       cause: e,
     });
   }

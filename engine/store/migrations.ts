@@ -1,5 +1,8 @@
 import type { Database } from 'better-sqlite3';
 import { BugError, UserError } from '../errors.js';
+import { agentMigration } from './features/agent.js';
+import { alertsMigration } from './features/alerts.js';
+import { segmentsMigration } from './features/segments.js';
 
 /** One schema change of the SQLite store, applied once, in version order. */
 export interface Migration {
@@ -12,15 +15,14 @@ export interface Migration {
  * The SQLite store's schema, as an append-only list: add a change at the end with the next
  * version; never edit or reorder one that has shipped (stores in the field have applied it).
  *
- * Why the shapes: `snapshots` and `run_keys` are WITHOUT ROWID tables keyed by what every
- * query seeks on, so diffing a 1M-row model is index seeks and merges, not memory. A run's
- * working set is keyed by a small integer `stage` (one row in `stages` per run) rather than
- * the run's text id, which keeps the hot B-tree short.
+ * `snapshots` and `pending` are WITHOUT ROWID tables keyed by what every query seeks on, so
+ * diffing a 1M-row model is index seeks and merges, not memory. A run's working set
+ * (`run_keys`) is not here: it lives in the connection's temporary schema (see sqlite.ts).
  */
 export const migrations: readonly Migration[] = [
   {
     version: 1,
-    name: 'runs, snapshots, working sets, pending records, meta',
+    name: 'runs, run records, snapshots, pending records, meta',
     sql: `
       CREATE TABLE runs (
         id          TEXT PRIMARY KEY,
@@ -59,19 +61,6 @@ export const migrations: readonly Migration[] = [
         PRIMARY KEY (mapping, key)
       ) WITHOUT ROWID;
 
-      CREATE TABLE stages (
-        id     INTEGER PRIMARY KEY,
-        run_id TEXT NOT NULL UNIQUE
-      );
-
-      CREATE TABLE run_keys (
-        stage   INTEGER NOT NULL,
-        key     TEXT NOT NULL,
-        outcome TEXT,
-        hash    TEXT,
-        PRIMARY KEY (stage, key)
-      ) WITHOUT ROWID;
-
       CREATE TABLE pending (
         mapping         TEXT NOT NULL,
         key             TEXT NOT NULL,
@@ -92,6 +81,9 @@ export const migrations: readonly Migration[] = [
       ) WITHOUT ROWID;
     `,
   },
+  { version: 2, name: segmentsMigration.name, sql: segmentsMigration.sqlite },
+  { version: alertsMigration.version, name: alertsMigration.name, sql: alertsMigration.sqlite },
+  { version: agentMigration.version, name: agentMigration.name, sql: agentMigration.sqlite },
 ];
 
 /**
@@ -105,9 +97,11 @@ export function applyMigrations(db: Database, list: readonly Migration[] = migra
     name       TEXT NOT NULL,
     applied_at TEXT NOT NULL
   )`);
-  const current = () => (db.prepare('SELECT max(version) FROM schema_migrations').pluck().get() as number | null) ?? 0;
+  const seen = () => new Set(db.prepare('SELECT version FROM schema_migrations').pluck().all() as number[]);
+  const current = () => Math.max(0, ...seen());
   const latest = list.at(-1)?.version ?? 0;
-  if (current() === latest) return [];
+  // Fast path without the write lock; a store from a newer backflow still goes on to be refused.
+  if (current() <= latest && list.every((m) => seen().has(m.version))) return [];
 
   return db
     .transaction(() => {
@@ -120,8 +114,9 @@ export function applyMigrations(db: Database, list: readonly Migration[] = migra
       }
       const record = db.prepare('INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)');
       const applied: number[] = [];
+      const done = seen();
       for (const m of list) {
-        if (m.version <= have) continue;
+        if (done.has(m.version)) continue;
         db.exec(m.sql);
         record.run(m.version, m.name, new Date().toISOString());
         applied.push(m.version);
@@ -131,8 +126,12 @@ export function applyMigrations(db: Database, list: readonly Migration[] = migra
     .immediate();
 }
 
-function assertOrdered(list: readonly Migration[]): void {
+/** Versions strictly increase (features own fixed versions: see engine/store/features/). */
+function assertOrdered(list: readonly { version: number; name: string }[]): void {
   list.forEach((m, i) => {
-    if (m.version !== i + 1) throw new BugError(`store migration #${i + 1} (${m.name}) has version ${m.version}`);
+    if (i > 0 && m.version <= list[i - 1]!.version)
+      throw new BugError(
+        `store migration ${m.name} has version ${m.version}, not after ${list[i - 1]!.version}`,
+      );
   });
 }

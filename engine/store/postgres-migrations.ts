@@ -1,5 +1,8 @@
 import type pg from 'pg';
 import { BugError, UserError } from '../errors.js';
+import { agentMigration } from './features/agent.js';
+import { alertsMigration } from './features/alerts.js';
+import { segmentsMigration } from './features/segments.js';
 
 /** One schema change of the PostgreSQL store, applied once, in version order. */
 export interface PgMigration {
@@ -94,6 +97,9 @@ export const pgMigrations: readonly PgMigration[] = [
       );
     `,
   },
+  { version: 2, name: segmentsMigration.name, sql: segmentsMigration.postgres },
+  { version: alertsMigration.version, name: alertsMigration.name, sql: alertsMigration.postgres },
+  { version: agentMigration.version, name: agentMigration.name, sql: agentMigration.postgres },
 ];
 
 /** Arbitrary but fixed: the transaction-scoped advisory lock that serialises migrations. */
@@ -108,8 +114,8 @@ export async function applyPgMigrations(
   list: readonly PgMigration[] = pgMigrations,
 ): Promise<number[]> {
   list.forEach((m, i) => {
-    if (m.version !== i + 1)
-      throw new BugError(`store migration #${i + 1} (${m.name}) has version ${m.version}`);
+    if (i > 0 && m.version <= list[i - 1]!.version)
+      throw new BugError(`store migration ${m.name} has version ${m.version}, not after ${list[i - 1]!.version}`);
   });
   const latest = list.at(-1)?.version ?? 0;
   await client.query('BEGIN');
@@ -120,9 +126,10 @@ export async function applyPgMigrations(
       name       text NOT NULL,
       applied_at timestamptz NOT NULL DEFAULT now()
     )`);
-    const have =
-      (await client.query<{ v: number | null }>('SELECT max(version) AS v FROM schema_migrations')).rows[0]
-        ?.v ?? 0;
+    const done = new Set(
+      (await client.query<{ version: number }>('SELECT version FROM schema_migrations')).rows.map((r) => r.version),
+    );
+    const have = Math.max(0, ...done);
     if (have > latest) {
       throw new UserError(
         `the runtime store has schema version ${have}, newer than this backflow knows (${latest})`,
@@ -133,7 +140,7 @@ export async function applyPgMigrations(
     }
     const applied: number[] = [];
     for (const m of list) {
-      if (m.version <= have) continue;
+      if (done.has(m.version)) continue;
       await client.query(m.sql);
       await client.query('INSERT INTO schema_migrations (version, name) VALUES ($1, $2)', [
         m.version,

@@ -9,6 +9,7 @@ import {
 import { BugError } from '../errors.js';
 import type { RunRecord, SyncRun } from '../sync/types.js';
 import { applyPgMigrations } from './postgres-migrations.js';
+import { PostgresSql, type StoreSql } from './sql.js';
 import type { KeyOutcome, PendingRecord, RunFilter, RuntimeStore } from './types.js';
 
 type StageResult = string | null | { duplicate: true };
@@ -40,8 +41,11 @@ export class PostgresStore implements RuntimeStore {
   /** runId → stage id; a run is staged by one process, so the cache never goes stale. */
   private readonly stages = new Map<string, string>();
 
+  readonly sql: StoreSql;
+
   constructor(private readonly settings: PostgresSettings) {
     this.pool = createPool(settings, 4);
+    this.sql = new PostgresSql(this.pool);
   }
 
   async migrate(): Promise<void> {
@@ -223,6 +227,13 @@ export class PostgresStore implements RuntimeStore {
         `DELETE FROM snapshots s USING run_keys r
           WHERE s.mapping = $1 AND r.stage = $2 AND r.key = s.key
             AND r.outcome IN ('ok', 'skipped') AND r.hash IS NULL`,
+        [req.mapping, stage],
+      );
+      // A pending record whose key this completed run neither extracted nor deleted is gone from
+      // the model and was never loaded: nothing is left to retry.
+      await c.query(
+        `DELETE FROM pending p WHERE p.mapping = $1
+            AND NOT EXISTS (SELECT 1 FROM run_keys r WHERE r.stage = $2 AND r.key = p.key)`,
         [req.mapping, stage],
       );
       await dropStage(c, stage);

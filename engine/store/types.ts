@@ -1,5 +1,6 @@
 import type { Change } from '../../providers/sdk.js';
 import type { RunRecord, RunStatus, SyncRun } from '../sync/types.js';
+import type { StoreSql } from './sql.js';
 
 /** Filters of the sync overview (`backflow syncs`, `GET /api/syncs`). */
 export interface RunFilter {
@@ -39,6 +40,8 @@ export type KeyOutcome = 'unchanged' | 'ok' | 'failed' | 'skipped' | 'expired';
  */
 export interface RuntimeStore {
   readonly kind: 'sqlite' | 'postgres';
+  /** Raw SQL for features that keep their own tables (engine/store/features/). */
+  readonly sql: StoreSql;
   /** Applies pending migrations (idempotent). */
   migrate(): Promise<void>;
   close(): Promise<void>;
@@ -71,7 +74,8 @@ export interface RuntimeStore {
   unseenKeys(req: { mapping: string; runId: string; batchSize: number }): AsyncIterable<readonly { key: string; hash: string }[]>;
   /**
    * Atomically applies the run's outcomes to the snapshot: `ok`/`skipped` keys take their staged hash
-   * (a null hash removes the key: a delivered delete), and drops the working set.
+   * (a null hash removes the key: a delivered delete), drops pending records of keys the run neither
+   * extracted nor deleted (gone from the model before they ever loaded), and drops the working set.
    */
   commitSnapshot(req: { mapping: string; runId: string }): Promise<void>;
   /** Drops the working set of an aborted run; the snapshot is untouched. */

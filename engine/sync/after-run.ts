@@ -38,4 +38,6 @@ async function loadBuiltIns(): Promise<void> {
   loaded = true;
   const { githubFirstSync } = await import('../github/first-sync.js');
   onRunFinished(githubFirstSync);
+  onRunFinished((await import('../alerts/subscriber.js')).alertsAfterRun);
+  onRunFinished((await import('../status/subscriber.js')).statusSubscriber);
 }

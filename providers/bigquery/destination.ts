@@ -54,10 +54,10 @@ const DB_ACTIONS: ReadonlySet<ActionName> = new Set(['upsert', 'insert', 'update
 
 /**
  * Loads records into a BigQuery table with DML, one job per batch: the records travel as one query
- * parameter (an array of structs typed from the table's schema) read through `UNNEST(@p1)`. insert
- * is `INSERT … SELECT`, upsert a `MERGE`, update an `UPDATE … FROM`, delete `DELETE … IN UNNEST`,
- * and mirror a single `MERGE` that also deletes (each row carries a delete flag), so a mirror batch
- * is one job. BigQuery DML is slow (seconds per job) and quota-limited (concurrent mutating DML per
+ * parameter (an array of structs typed from the table's schema) read through `UNNEST(@p1)`: insert
+ * is `INSERT … SELECT`, upsert a `MERGE … USING (SELECT * FROM UNNEST(@p1))`, update an
+ * `UPDATE … FROM`, delete `DELETE … IN UNNEST`, and mirror a single `MERGE` that also deletes (each
+ * row carries a delete flag), so a mirror batch is one job. BigQuery DML is slow (seconds per job) and quota-limited (concurrent mutating DML per
  * table queues): keep `batch_size` large. A failing job is bisected to isolate bad records, which
  * costs about 2·log2(n) extra jobs per bad record. No streaming inserts: rows in the streaming buffer
  * could not be updated or deleted by the next sync.
@@ -294,13 +294,13 @@ export function buildStatement(op: Operation, batch: BigqueryBatch): BigquerySta
       break;
     case 'upsert':
       sql =
-        `MERGE ${t} AS t USING UNNEST(${p}) AS s ON ${on}` +
+        `MERGE ${t} AS t USING (SELECT * FROM UNNEST(${p})) AS s ON ${on}` +
         (setList.length ? ` WHEN MATCHED THEN UPDATE SET ${setList.join(', ')}` : '') +
         ` WHEN NOT MATCHED THEN ${insert}`;
       break;
     case 'mirror':
       sql =
-        `MERGE ${t} AS t USING UNNEST(${p}) AS s ON ${on}` +
+        `MERGE ${t} AS t USING (SELECT * FROM UNNEST(${p})) AS s ON ${on}` +
         ' WHEN MATCHED AND s.d THEN DELETE' +
         (setList.length ? ` WHEN MATCHED THEN UPDATE SET ${setList.join(', ')}` : '') +
         ` WHEN NOT MATCHED AND NOT s.d THEN ${insert}`;

@@ -15,7 +15,6 @@ const UNIT_MS: Readonly<Record<string, number>> = { ms: 1, s: 1_000, m: 60_000, 
 export function parseMysqlSettings(settings: ConnectionSettings, address: string): MysqlSettings {
   if (!settings.url) {
     throw new UserError(`${address}: a mysql connection needs \`url\``, {
-      // biome-ignore lint/suspicious/noTemplateCurlyInString: backflow's own ${env:NAME} syntax, not a template
       hint: 'set url: mysql://user:${env:MYSQL_PASSWORD}@host:3306/database',
     });
   }
@@ -156,6 +155,30 @@ export class MysqlPool {
     if (set.length) await query(conn, `SET SESSION ${set.join(', ')}`);
   }
 
+  /**
+   * Lifts the server-side statement timeout from one connection (it is set again the next time the
+   * connection is checked out). A streamed query keeps running on the server while backflow loads
+   * what it read, so there the timeout is kept by the caller, per batch, with `killQuery`.
+   */
+  async lift(conn: mysql.PoolConnection): Promise<void> {
+    if (this.settings.statementTimeoutMs === undefined) return;
+    this.#ready.delete(conn);
+    await query(
+      conn,
+      `SET SESSION ${this.flavor === 'mariadb' ? 'max_statement_time' : 'max_execution_time'} = 0`,
+    );
+  }
+
+  /** Stops the statement running on connection `threadId` (the connection itself stays). */
+  async killQuery(threadId: number): Promise<void> {
+    const conn = await this.acquire();
+    try {
+      await query(conn, `KILL QUERY ${Math.trunc(threadId)}`);
+    } finally {
+      conn.release();
+    }
+  }
+
   end(): Promise<void> {
     return new Promise((resolve) => this.pool.end(() => resolve()));
   }
@@ -233,7 +256,6 @@ export function toProviderError(e: unknown, where: string, during: 'connect' | '
     return new ProviderError(`MySQL at ${where} refused the login: ${text}`, {
       code: 'auth_failed',
       retryable: false,
-      // biome-ignore lint/suspicious/noTemplateCurlyInString: backflow's own ${env:NAME} syntax, not a template
       hint: 'check the user and password in the connection url (keep the password in ${env:NAME}) and the user’s grants',
       cause: e,
     });

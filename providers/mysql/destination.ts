@@ -54,6 +54,8 @@ const MAX_STATEMENT_CHARS = 4 * 1024 * 1024;
  * written as literals by the dialect on connections whose sql_mode the literals are written for.
  * When a statement fails on a value or a constraint the batch is bisected until the failing
  * records are isolated: every other record lands, and each failing one carries the server's message.
+ * Note ON DUPLICATE KEY UPDATE fires on any unique index: a record whose value collides with another
+ * row in a second unique column updates that row (MySQL's semantics; PostgreSQL rejects the record).
  */
 export class MysqlDestination implements DestinationCapability {
   readonly #tables = new Map<string, Promise<TableInfo | null>>();

@@ -1,11 +1,21 @@
 import type mysql from 'mysql2';
-import type { Column, DescribeRequest, Row, SourceCapability, StreamRequest } from '../sdk.js';
+import {
+  type Column,
+  type DescribeRequest,
+  ProviderError,
+  type Row,
+  type SourceCapability,
+  type StreamRequest,
+} from '../sdk.js';
 import { giveBack, type MysqlPool, toProviderError } from './connection.js';
 
 /**
  * Reads a model: `describe` prepares the statement (the server returns its columns without running
  * it; errors point into the model's own text), `stream` reads the result row by row with
  * backpressure: while the caller works on a batch, the socket is paused once `batchSize` rows wait.
+ * The query keeps running on the server meanwhile, so the server's own statement timeout
+ * (max_statement_time, max_execution_time) would cap the whole sync; for a stream it is lifted and
+ * statement_timeout bounds the time the server takes to produce each batch instead (KILL QUERY).
  */
 export class MysqlSource implements SourceCapability {
   constructor(private readonly db: MysqlPool) {}
@@ -35,32 +45,65 @@ export class MysqlSource implements SourceCapability {
     const size = Math.max(1, Math.floor(req.batchSize));
     req.signal?.throwIfAborted();
     const conn = await this.db.acquire();
-    const rows = conn.query({ sql: req.sql }).stream({ highWaterMark: size });
-    const onAbort = () => rows.destroy(req.signal?.reason as Error);
-    req.signal?.addEventListener('abort', onAbort, { once: true });
-    // A streaming query has no callback, so mysql2 reports a lost connection on the connection only.
-    const onLost = (e: Error) => rows.destroy(e);
-    conn.on('error', onLost);
+    const timeoutMs = this.db.settings.statementTimeoutMs;
+    let timedOut = false;
+    let timer: NodeJS.Timeout | undefined;
+    // statement_timeout, per batch: the server gets that long to produce the next batchSize rows.
+    const arm = () => {
+      if (timeoutMs === undefined) return;
+      timer = setTimeout(() => {
+        timedOut = true;
+        this.db.killQuery(conn.threadId).catch(() => undefined);
+      }, timeoutMs);
+    };
+    const disarm = () => clearTimeout(timer);
     let finished = false;
     let broken: unknown;
     try {
-      let batch: Row[] = [];
-      for await (const row of rows as AsyncIterable<Row>) {
-        batch.push(row);
-        if (batch.length === size) {
-          yield batch;
-          batch = [];
+      await this.db.lift(conn);
+      const rows = conn.query({ sql: req.sql }).stream({ highWaterMark: size });
+      const onAbort = () => rows.destroy(req.signal?.reason as Error);
+      req.signal?.addEventListener('abort', onAbort, { once: true });
+      // A streaming query has no callback, so mysql2 reports a lost connection on the connection only.
+      const onLost = (e: Error) => rows.destroy(e);
+      conn.on('error', onLost);
+      try {
+        let batch: Row[] = [];
+        arm();
+        for await (const row of rows as AsyncIterable<Row>) {
+          batch.push(row);
+          if (batch.length === size) {
+            disarm();
+            yield batch;
+            batch = [];
+            arm();
+          }
         }
+        disarm();
+        // A killed SLEEP() or BENCHMARK() ends without an error: the rows are still not the query's.
+        if (timedOut) throw new Error('interrupted by statement_timeout');
+        if (batch.length) yield batch;
+        finished = true;
+      } finally {
+        disarm();
+        req.signal?.removeEventListener('abort', onAbort);
+        conn.off('error', onLost);
       }
-      if (batch.length) yield batch;
-      finished = true;
     } catch (e) {
       broken = e;
       if (req.signal?.aborted) throw req.signal.reason;
+      if (timedOut)
+        throw new ProviderError(
+          `MySQL at ${this.db.settings.where}: the query took longer than statement_timeout (${timeoutMs} ms) to return ${size} rows`,
+          {
+            code: 'statement_timeout',
+            retryable: true,
+            hint: 'the query ran longer than statement_timeout: make it faster or raise statement_timeout',
+            cause: e,
+          },
+        );
       throw toProviderError(e, this.db.settings.where, 'query');
     } finally {
-      req.signal?.removeEventListener('abort', onAbort);
-      conn.off('error', onLost);
       if (finished || broken !== undefined) giveBack(conn, broken);
       else hardClose(conn); // stopped early: the rest of the result is still on its way
     }

@@ -1,4 +1,3 @@
-import { createRequire } from 'node:module';
 import pg from 'pg';
 import { type ConnectionSettings, ProviderError, UserError } from '../sdk.js';
 
@@ -16,7 +15,6 @@ const UNIT_MS: Readonly<Record<string, number>> = { ms: 1, s: 1_000, m: 60_000, 
 export function parsePostgresSettings(settings: ConnectionSettings, address: string): PostgresSettings {
   if (!settings.url) {
     throw new UserError(`${address}: a postgres connection needs \`url\``, {
-      // biome-ignore lint/suspicious/noTemplateCurlyInString: backflow's own ${env:NAME} syntax, not a template
       hint: 'set url: postgres://user:${env:PGPASSWORD}@host:5432/database',
     });
   }
@@ -108,6 +106,7 @@ const arrayOf =
  * as strings, json/jsonb parsed, arrays as arrays) is already faithful.
  */
 const OVERRIDES: ReadonlyMap<number, Parser> = new Map<number, Parser>([
+  [20, identity], // int8: pg's parser returns the same text after a regex test per value
   [1082, identity], // date
   [1114, (t) => t.replace(' ', 'T')], // timestamp: ISO-8601 local time, no zone invented
   [1184, timestamptzToIso], // timestamptz
@@ -176,15 +175,14 @@ export async function connectClient(s: PostgresSettings): Promise<pg.Client> {
   return client;
 }
 
-// --- pg-cursor (CommonJS, no bundled types) -------------------------------------------------
-
-/** What we use of pg-cursor: a server-side portal read `rows` at a time. */
-export interface PgCursor extends pg.Submittable {
-  read(rows: number): Promise<Record<string, unknown>[]>;
-  close(): Promise<void>;
+/** For `release()`: true (destroy the client) when its connection may be broken. */
+export function lostConnection(e: unknown): true | undefined {
+  if (e === undefined) return undefined;
+  const code = (e as { code?: unknown }).code;
+  // A server error leaves the connection usable unless it is a connection-class error.
+  if (typeof code === 'string' && /^[0-9A-Z]{5}$/.test(code) && !/^(08|57P)/.test(code)) return undefined;
+  return true;
 }
-type CursorConstructor = new (text: string, values?: unknown[]) => PgCursor;
-export const Cursor = createRequire(import.meta.url)('pg-cursor') as CursorConstructor;
 
 // --- errors ---------------------------------------------------------------------------------
 
@@ -228,7 +226,6 @@ export function toProviderError(e: unknown, where: string, during: 'connect' | '
       return new ProviderError(`PostgreSQL at ${where} refused the login: ${text}`, {
         code: 'auth_failed',
         retryable: false,
-        // biome-ignore lint/suspicious/noTemplateCurlyInString: backflow's own ${env:NAME} syntax, not a template
         hint: 'check the user and password in the connection url (keep the password in ${env:NAME})',
         cause: e,
       });

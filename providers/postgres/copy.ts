@@ -8,14 +8,11 @@ import { dialect } from './dialect.js';
  * parse (about a third faster than one JSON parameter per batch on a 1M-row upsert).
  */
 
-/** A row bound for COPY: column name → value (already through the destination's encodeValue). */
-export type CopyRow = Readonly<Record<string, unknown>>;
+/** The value of a cell: row `row`, column `column` (indexes into the batch and its columns). */
+export type CellValue = (row: number, column: number) => unknown;
 
 /** Below this many rows a single json_populate_recordset statement is as fast as COPY. */
 const COPY_MIN_ROWS = 50;
-/** Temp tables (by name) each connection has created: they live as long as the connection. */
-const tempTables = new WeakMap<pg.ClientBase, Set<string>>();
-
 /**
  * The bulk path for upsert and insert: the rows travel as COPY text (the cheapest form for the
  * server to parse). insert: COPY straight into the table. upsert: COPY into a temp table of the
@@ -30,42 +27,38 @@ export async function copyBatch(req: {
   readonly columns: readonly string[];
   /** Column name → type as format_type writes it. */
   readonly types: ReadonlyMap<string, string>;
-  readonly rows: readonly CopyRow[];
+  readonly rowCount: number;
+  readonly value: CellValue;
   /** The INSERT … SELECT … ON CONFLICT reading from `source` (upsert only). */
   readonly upsertFrom: (source: string) => string;
   /** True for an error one record can cause: the batch is then handed back. */
   readonly isRecordError: (e: unknown) => boolean;
 }): Promise<boolean> {
-  const { client, op, table, columns, rows } = req;
-  if (rows.length < COPY_MIN_ROWS) return false;
+  const { client, op, table, columns } = req;
+  if (req.rowCount < COPY_MIN_ROWS) return false;
   const t = dialect.quoteTable(table);
   const cols = columns.map((c) => dialect.quoteIdent(c)).join(', ');
-  const data = copyData(rows, columns, req.types);
-  let target = t;
-  if (op === 'upsert') {
-    const name = `backflow_load_${createHash('sha1')
-      .update(JSON.stringify([table, columns]))
-      .digest('hex')
-      .slice(0, 16)}`;
-    target = `pg_temp.${dialect.quoteIdent(name)}`;
-    let created = tempTables.get(client);
-    if (!created) {
-      created = new Set();
-      tempTables.set(client, created);
-    }
-    if (!created.has(name)) {
-      await client.query(
-        `CREATE TEMP TABLE IF NOT EXISTS ${dialect.quoteIdent(name)} ON COMMIT DELETE ROWS AS SELECT ${cols} FROM ${t} WITH NO DATA`,
-      );
-      created.add(name);
-    }
-  }
+  const data = copyData(
+    req.rowCount,
+    req.value,
+    columns.map((c) => req.types.get(c) ?? 'text'),
+  );
+  // upsert: a temp table with the statement's column types, emptied by every commit. Created (if
+  // missing) inside each batch's transaction, so a pooler that hands out another server session
+  // (PgBouncer in transaction mode) still finds it.
+  const temp = `backflow_load_${createHash('sha1')
+    .update(JSON.stringify([table, columns]))
+    .digest('hex')
+    .slice(0, 16)}`;
+  const target = op === 'upsert' ? `pg_temp.${dialect.quoteIdent(temp)}` : t;
   await client.query('BEGIN');
   try {
+    if (op === 'upsert')
+      await client.query(
+        `CREATE TEMP TABLE IF NOT EXISTS ${dialect.quoteIdent(temp)} ON COMMIT DELETE ROWS AS SELECT ${cols} FROM ${t} WITH NO DATA`,
+      );
     await copyIn(client, `COPY ${target} (${cols}) FROM STDIN`, data);
-    if (op === 'upsert') {
-      await client.query(req.upsertFrom(target));
-    }
+    if (op === 'upsert') await client.query(req.upsertFrom(target));
     await client.query('COMMIT');
     return true;
   } catch (e) {
@@ -84,18 +77,15 @@ function copyIn(client: pg.PoolClient, sql: string, data: string): Promise<void>
   });
 }
 
-/** The items as COPY text format: tab-separated, `\N` for NULL, backslash escapes. */
-export function copyData(
-  rows: readonly CopyRow[],
-  columns: readonly string[],
-  typeOf: ReadonlyMap<string, string>,
-): string {
-  const types = columns.map((c) => typeOf.get(c) ?? 'text');
+/** The cells as COPY text format: tab-separated, `\N` for NULL, backslash escapes. */
+export function copyData(rowCount: number, value: CellValue, types: readonly string[]): string {
+  const encoders = types.map(encoderFor);
   let out = '';
-  for (const row of rows) {
-    for (let i = 0; i < columns.length; i++) {
-      if (i > 0) out += '\t';
-      const text = copyValue(row[columns[i]!], types[i]!);
+  for (let r = 0; r < rowCount; r++) {
+    for (let c = 0; c < encoders.length; c++) {
+      if (c > 0) out += '\t';
+      const v = value(r, c);
+      const text = v === null || v === undefined ? null : encoders[c]!(v);
       out +=
         text === null
           ? '\\N'
@@ -117,22 +107,51 @@ const COPY_ESCAPE_MAP: Readonly<Record<string, string>> = {
   '\t': '\\t',
 };
 
-/** A row value (already through encodeValue) as the text the column's input function reads. */
-function copyValue(value: unknown, type: string): string | null {
-  if (value === null || value === undefined) return null;
-  if (type === 'json' || type === 'jsonb') return JSON.stringify(value);
-  switch (typeof value) {
+type Encoder = (value: NonNullable<unknown>) => string;
+
+/**
+ * How a value becomes the text a column's input function reads, chosen once per column. The same
+ * conventions as the statement path: JSON text for a json/jsonb column is the JSON itself (the
+ * server validates it), any other value there is JSON-encoded; a JS array in an array column is an
+ * array literal; bytes are bytea hex; a bigint its digits; a Date its ISO text.
+ */
+function encoderFor(type: string): Encoder {
+  if (type === 'json' || type === 'jsonb')
+    return (v) => (typeof v === 'string' && /^\s*[[{]/.test(v) ? v : jsonText(v));
+  if (type === 'bytea')
+    return (v) =>
+      v instanceof Uint8Array
+        ? `\\x${Buffer.from(v.buffer, v.byteOffset, v.byteLength).toString('hex')}`
+        : plain(v);
+  if (type.endsWith('[]')) return (v) => (Array.isArray(v) ? arrayLiteral(v) : plain(v));
+  return plain;
+}
+
+function plain(v: NonNullable<unknown>): string {
+  switch (typeof v) {
     case 'string':
-      return value;
+      return v;
     case 'number':
     case 'bigint':
-      return String(value);
+      return String(v);
     case 'boolean':
-      return value ? 't' : 'f';
+      return v ? 't' : 'f';
     default:
-      if (type.endsWith('[]') && Array.isArray(value)) return arrayLiteral(value);
-      if (value instanceof Date) return value.toISOString();
-      return JSON.stringify(value);
+      if (v instanceof Date) return v.toISOString();
+      if (v instanceof Uint8Array)
+        return Buffer.from(v.buffer, v.byteOffset, v.byteLength).toString('base64');
+      return jsonText(v);
+  }
+}
+
+/** JSON text; a bigint (which JSON.stringify refuses) as its digits in a string. */
+function jsonText(v: unknown): string {
+  if (typeof v === 'bigint') return JSON.stringify(v.toString());
+  try {
+    return JSON.stringify(v);
+  } catch (e) {
+    if (!(e instanceof TypeError)) throw e;
+    return JSON.stringify(v, (_k, x: unknown) => (typeof x === 'bigint' ? x.toString() : x));
   }
 }
 
@@ -141,15 +160,7 @@ function arrayLiteral(values: readonly unknown[]): string {
   const parts = values.map((v) => {
     if (v === null || v === undefined) return 'NULL';
     if (Array.isArray(v)) return arrayLiteral(v);
-    const text =
-      typeof v === 'string'
-        ? v
-        : v instanceof Date
-          ? v.toISOString()
-          : typeof v === 'object'
-            ? JSON.stringify(v)
-            : String(v);
-    return `"${text.replace(/[\\"]/g, '\\$&')}"`;
+    return `"${plain(v).replace(/[\\"]/g, '\\$&')}"`;
   });
   return `{${parts.join(',')}}`;
 }

@@ -10,10 +10,15 @@ import {
   type RecordResult,
   UserError,
 } from '../sdk.js';
-import { acquire, type PostgresSettings, serverError, toProviderError } from './connection.js';
+import {
+  acquire,
+  lostConnection,
+  type PostgresSettings,
+  serverError,
+  toProviderError,
+} from './connection.js';
 import { copyBatch } from './copy.js';
 import { dialect } from './dialect.js';
-import { lostConnection } from './source.js';
 
 /** What load and check need to know about a destination table. */
 interface TableInfo {
@@ -28,19 +33,21 @@ type Operation = 'upsert' | 'insert' | 'update' | 'delete';
 /** One record bound for one statement, with where its result goes. */
 interface Item {
   readonly index: number;
-  readonly row: Record<string, unknown>;
+  readonly record: LoadRecord;
 }
 
 const OK: RecordResult = { status: 'ok' };
 const DB_ACTIONS: ReadonlySet<ActionName> = new Set(['upsert', 'insert', 'update', 'delete', 'mirror']);
 
 /**
- * Loads records into a table. Each batch is one statement per operation: the records travel as one
- * JSON parameter that `json_populate_recordset` turns into rows of the table's own row type, so
- * every column gets its declared type (bigint, numeric, timestamptz, jsonb, arrays) through the
- * server's input functions, with no float rounding on the way. When a statement fails on a value
- * or a constraint the batch is bisected until the failing records are isolated: every other record
- * lands, and each failing one carries the server's message.
+ * Loads records into a table. upsert and insert batches go through COPY (copy.ts): insert straight
+ * into the table, upsert into a temp table then one INSERT … ON CONFLICT. Small batches, update,
+ * delete, and any batch COPY could not load, go as one statement per operation whose records travel
+ * as one JSON parameter that `json_populate_recordset` turns into rows of the table's own row type.
+ * Either way every column gets its declared type (bigint, numeric, timestamptz, jsonb, arrays)
+ * through the server's input functions, with no float rounding on the way. When a statement fails
+ * on a value or a constraint the batch is bisected until the failing records are isolated: every
+ * other record lands, and each failing one carries the server's message.
  */
 export class PostgresDestination implements DestinationCapability {
   readonly #tables = new Map<string, Promise<TableInfo | null>>();
@@ -125,13 +132,12 @@ export class PostgresDestination implements DestinationCapability {
         };
         return;
       }
-      const row = rowOf(record, op, key, info);
       let group = groups.get(op);
       if (!group) {
         group = [];
         groups.set(op, group);
       }
-      group.push({ index, row });
+      group.push({ index, record });
     });
 
     const client = await acquire(this.pool, this.settings);
@@ -156,7 +162,8 @@ export class PostgresDestination implements DestinationCapability {
             table,
             columns,
             types: info.columns,
-            rows: items.map((it) => it.row),
+            rowCount: items.length,
+            value: (r, c) => cell(items[r]!.record, op, columns[c]!, key),
             upsertFrom: (source) => statement('upsert', table, columns, key, source)!,
             isRecordError,
           }));
@@ -167,7 +174,7 @@ export class PostgresDestination implements DestinationCapability {
         // Some record failed (or the batch is small): statement by statement, bisecting to the failures.
         await bisect(items, results, async (part) => {
           req.signal?.throwIfAborted();
-          await client.query(sql, [encodeRows(part)]);
+          await client.query(sql, [encodeRows(part, op, columns, key, info)]);
         });
       }
     } catch (e) {
@@ -249,20 +256,11 @@ function operation(action: ActionName, record: LoadRecord): Operation | undefine
   }
 }
 
-/** The record as a row: its fields, and the key column from the record's key when the fields lack it. */
-function rowOf(
-  record: LoadRecord,
-  op: Operation,
-  key: string | undefined,
-  info: TableInfo,
-): Record<string, unknown> {
-  const row: Record<string, unknown> = op === 'delete' ? {} : { ...record.fields };
-  if (key !== undefined) {
-    const own = op === 'delete' ? undefined : record.fields?.[key];
-    row[key] = own === undefined || own === null ? record.key : own;
-  }
-  for (const [name, value] of Object.entries(row)) row[name] = encodeValue(value, info.columns.get(name));
-  return row;
+/** A cell of the record's row: the field, or for the key column the record's key when the fields lack it. */
+function cell(record: LoadRecord, op: Operation, column: string, key: string | undefined): unknown {
+  if (column !== key) return op === 'delete' ? undefined : record.fields?.[column];
+  const own = op === 'delete' ? undefined : record.fields?.[column];
+  return own === undefined || own === null ? record.key : own;
 }
 
 /** The statement's columns: every field some record of the group sets, the key first. */
@@ -274,7 +272,8 @@ function columnsOf(
   table: string,
 ): string[] {
   const set = new Set<string>(key === undefined ? [] : [key]);
-  if (op !== 'delete') for (const it of items) for (const name of Object.keys(it.row)) set.add(name);
+  if (op !== 'delete')
+    for (const it of items) for (const name of Object.keys(it.record.fields ?? {})) set.add(name);
   const missing = [...set].filter((c) => !info.columns.has(c));
   if (missing.length)
     throw new ProviderError(`table ${table} has no column ${missing.join(', ')}`, {
@@ -339,8 +338,19 @@ function encodeValue(value: unknown, type: string | undefined): unknown {
   return value;
 }
 
-function encodeRows(items: readonly Item[]): string {
-  const rows = items.map((it) => it.row);
+/** The items as the statement's one JSON parameter: an array of row objects. */
+function encodeRows(
+  items: readonly Item[],
+  op: Operation,
+  columns: readonly string[],
+  key: string | undefined,
+  info: TableInfo,
+): string {
+  const rows = items.map((it) => {
+    const row: Record<string, unknown> = {};
+    for (const c of columns) row[c] = encodeValue(cell(it.record, op, c, key), info.columns.get(c));
+    return row;
+  });
   try {
     return JSON.stringify(rows);
   } catch (e) {

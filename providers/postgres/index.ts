@@ -4,12 +4,13 @@ import type { ExecuteRequest, OpenRequest, Provider, Row, Session, SqlExecutor }
 import {
   acquire,
   createPool,
+  lostConnection,
   type PostgresSettings,
   parsePostgresSettings,
   toProviderError,
 } from './connection.js';
 import { PostgresDestination } from './destination.js';
-import { lostConnection, PostgresSource } from './source.js';
+import { PostgresSource } from './source.js';
 
 /**
  * Segment connector SQL: the simple query protocol, so one call may hold several statements

@@ -1,12 +1,15 @@
 import type pg from 'pg';
 import type { Column, DescribeRequest, Row, SourceCapability, StreamRequest } from '../sdk.js';
-import { acquire, Cursor, type PostgresSettings, toProviderError } from './connection.js';
+import { acquire, lostConnection, type PostgresSettings, toProviderError } from './connection.js';
 
 /**
  * Reads a model: `describe` prepares the query and asks for its row description (nothing runs,
- * errors point into the model's own text), `stream` reads it
- * through a server-side cursor, `batchSize` rows per round trip, the next batch already requested
- * while the caller works on the current one. Memory holds at most two batches.
+ * errors point into the model's own text). `stream` reads it through a server-side cursor
+ * (DECLARE … CURSOR, then FETCH `batchSize` rows per round trip), the next batch already requested
+ * while the caller works on the current one, so memory holds at most two batches. Each FETCH is a
+ * statement of its own, so statement_timeout bounds each fetch (the first one runs the query up to
+ * its first rows), not the whole sync: a protocol-level portal (pg-cursor) would be one statement
+ * until the last row and a long sync would hit the timeout however fast the query is.
  */
 export class PostgresSource implements SourceCapability {
   constructor(
@@ -39,11 +42,15 @@ export class PostgresSource implements SourceCapability {
     const size = Math.max(1, Math.floor(req.batchSize));
     req.signal?.throwIfAborted();
     const client = await acquire(this.pool, this.settings);
-    const cursor = client.query(new Cursor(req.sql));
+    const fetch = () => readAhead(client, `FETCH FORWARD ${size} FROM backflow_model`);
     let pending: Promise<Record<string, unknown>[]> | undefined;
     let broken: unknown;
+    let done = false;
     try {
-      let next: Promise<Record<string, unknown>[]> | undefined = readAhead(cursor, size);
+      await client.query('BEGIN');
+      // A trailing `--` comment must not swallow anything: the model's text ends on its own line.
+      await client.query(`DECLARE backflow_model NO SCROLL CURSOR FOR\n${req.sql.replace(/[\s;]+$/, '')}\n`);
+      let next: Promise<Record<string, unknown>[]> | undefined = fetch();
       while (next) {
         pending = next;
         const rows = await abortable(next, req.signal);
@@ -51,27 +58,30 @@ export class PostgresSource implements SourceCapability {
         if (rows.length === 0) break;
         // Ask for the next batch before handing this one over: the server and the socket work
         // while the caller diffs and loads. A short batch was the last one.
-        if (rows.length === size) pending = next = readAhead(cursor, size);
+        if (rows.length === size) pending = next = fetch();
         yield rows;
       }
+      done = true;
     } catch (e) {
       broken = e;
       if (req.signal?.aborted) throw e;
       throw toProviderError(e, this.settings.where, 'query');
     } finally {
-      // An abandoned stream (abort, the caller stopped early) still has a read in flight: let it land
-      // before closing the portal, or the connection is destroyed rather than reused.
-      if (pending && !req.signal?.aborted) await pending.catch(() => undefined);
-      if (broken === undefined && !req.signal?.aborted)
-        await cursor.close().catch((e: unknown) => (broken = e));
-      client.release(broken !== undefined || req.signal?.aborted === true ? true : undefined);
+      // An abandoned stream (abort, the caller stopped early) may still have a fetch in flight: let it
+      // land, then end the transaction (which closes the cursor) so the connection can be reused.
+      const aborted = req.signal?.aborted === true;
+      if (pending && !aborted) await pending.catch(() => undefined);
+      if (!aborted && lostConnection(broken) === undefined)
+        await client.query(done ? 'COMMIT' : 'ROLLBACK').catch((e: unknown) => (broken ??= e));
+      client.release(aborted || lostConnection(broken));
     }
   }
 }
 
-function readAhead(cursor: InstanceType<typeof Cursor>, size: number): Promise<Record<string, unknown>[]> {
-  const p = cursor.read(size);
-  p.catch(() => undefined); // observed later (or deliberately dropped when the stream is abandoned)
+/** Sends a FETCH now; its result is awaited later (or deliberately dropped when the stream is abandoned). */
+function readAhead(client: pg.PoolClient, sql: string): Promise<Record<string, unknown>[]> {
+  const p = client.query<Record<string, unknown>>(sql).then((r) => r.rows);
+  p.catch(() => undefined);
   return p;
 }
 
@@ -84,15 +94,6 @@ function abortable<T>(p: Promise<T>, signal: AbortSignal | undefined): Promise<T
     signal.addEventListener('abort', onAbort, { once: true });
     p.then(resolve, reject).finally(() => signal.removeEventListener('abort', onAbort));
   });
-}
-
-/** `release(true)` destroys a client whose connection failed instead of returning it to the pool. */
-export function lostConnection(e: unknown): true | undefined {
-  if (e === undefined) return undefined;
-  const code = (e as { code?: unknown }).code;
-  // A server error leaves the connection usable unless it is a connection-class error.
-  if (typeof code === 'string' && /^[0-9A-Z]{5}$/.test(code) && !/^(08|57P)/.test(code)) return undefined;
-  return true;
 }
 
 /**

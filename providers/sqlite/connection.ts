@@ -26,7 +26,8 @@ export function openSqlite(req: OpenRequest): SqliteConnection {
       hint: 'set `path` to the database file, relative to the config directory',
     });
   }
-  if (path === ':memory:') return { db: configure(new BetterSqlite3(':memory:'), false), where: `${address} (:memory:)` };
+  if (path === ':memory:')
+    return { db: configure(new BetterSqlite3(':memory:'), false), where: `${address} (:memory:)` };
 
   const file = resolve(configDir, path);
   const where = `${address} (${file})`;
@@ -59,7 +60,10 @@ export function openSqlite(req: OpenRequest): SqliteConnection {
     db?.close();
     const message = (e as Error).message;
     if (sqliteCode(e) === 'SQLITE_NOTADB') {
-      throw new UserError(`${address}: ${file} is not a SQLite database (${message})`, { hint: fix, cause: e });
+      throw new UserError(`${address}: ${file} is not a SQLite database (${message})`, {
+        hint: fix,
+        cause: e,
+      });
     }
     throw new ProviderError(`${where}: cannot open the SQLite file: ${message}`, {
       code: 'connection_failed',
@@ -106,12 +110,19 @@ export function toProviderError(e: unknown, where: string, what: string): Provid
   if (e instanceof ProviderError || e instanceof UserError) return e;
   const message = (e as Error)?.message ?? String(e);
   if (isBusy(e)) {
-    return new ProviderError(`${where}: ${what} failed: the database is locked by another connection (${message})`, {
-      code: 'busy',
-      retryable: true,
-      hint: 'another process holds a write lock; the next sync tries again',
-      cause: e,
-    });
+    return new ProviderError(
+      `${where}: ${what} failed: the database is locked by another connection (${message})`,
+      {
+        code: 'busy',
+        retryable: true,
+        hint: 'another process holds a write lock; the next sync tries again',
+        cause: e,
+      },
+    );
   }
-  return new ProviderError(`${where}: ${what} failed: ${message}`, { code: 'query_failed', retryable: false, cause: e });
+  return new ProviderError(`${where}: ${what} failed: ${message}`, {
+    code: 'query_failed',
+    retryable: false,
+    cause: e,
+  });
 }

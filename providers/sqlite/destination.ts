@@ -35,10 +35,11 @@ const DB_ACTIONS: ReadonlySet<ActionName> = new Set(['upsert', 'insert', 'update
 const MAX_CACHED_STATEMENTS = 200;
 
 /**
- * Loads records into a table, one prepared statement per record, the whole batch in one
- * transaction. When the batch fails on a record (a constraint, a value), it runs again record by
- * record, each inside a SAVEPOINT: every other record lands, and each failing one is rejected with
- * SQLite's message.
+ * Loads records into a table, one prepared statement per record (in the batch's order), the whole
+ * batch in one transaction. When the batch fails on a record (a constraint, a value, a trigger),
+ * it runs again record by record, each inside a SAVEPOINT: every other record lands, and each
+ * failing one is rejected with SQLite's message. A missing table or column, or an upsert key
+ * without a unique index, fails the whole batch with a ProviderError before anything is written.
  */
 export class SqliteDestination implements DestinationCapability {
   readonly #tables = new Map<string, TableInfo | null>();
@@ -70,7 +71,10 @@ export class SqliteDestination implements DestinationCapability {
           message: `key column ${key} does not exist in table ${table}`,
           ...hint(suggest(key, names)),
         });
-      } else if ((req.action === 'upsert' || req.action === 'mirror') && !info.uniqueColumns.has(key.toLowerCase())) {
+      } else if (
+        (req.action === 'upsert' || req.action === 'mirror') &&
+        !info.uniqueColumns.has(key.toLowerCase())
+      ) {
         problems.push(notUnique(table, key, req.action));
       }
     }
@@ -105,7 +109,11 @@ export class SqliteDestination implements DestinationCapability {
         retryable: false,
         hint: 'create the table, or run `backflow plan` to check the mapping',
       });
-    if (key && (req.action === 'upsert' || req.action === 'mirror') && !info.uniqueColumns.has(key.toLowerCase())) {
+    if (
+      key &&
+      (req.action === 'upsert' || req.action === 'mirror') &&
+      !info.uniqueColumns.has(key.toLowerCase())
+    ) {
       const p = notUnique(table, key, req.action);
       throw new ProviderError(p.message, { code: p.code, retryable: false, hint: p.hint! });
     }
@@ -133,26 +141,42 @@ export class SqliteDestination implements DestinationCapability {
       for (const it of items) results[it.index] = OK;
     } catch (e) {
       if (!isRecordError(e)) throw toProviderError(e, this.conn.where, `writing to table ${table}`);
+      const rejected = this.oneByOne(items, write);
+      for (const it of items) results[it.index] = rejected.get(it.index) ?? OK;
+    }
+    return results;
+  }
+
+  /**
+   * Runs the batch again record by record, each in a SAVEPOINT (better-sqlite3 runs a nested
+   * transaction as one), so a failing record's partial work (a trigger's RAISE(FAIL)) is undone
+   * alone. A record whose failure rolls back the whole transaction (ON CONFLICT ROLLBACK,
+   * RAISE(ROLLBACK)) restarts the batch without it. Returns the rejected records by index.
+   */
+  private oneByOne(items: readonly Item[], write: (it: Item) => void): Map<number, RecordResult> {
+    const { db } = this.conn;
+    const one = db.transaction(write);
+    const rejected = new Map<number, RecordResult>();
+    const restart = Symbol('restart');
+    for (;;) {
       try {
-        // Record by record: better-sqlite3 runs a nested transaction as a SAVEPOINT, so a failing
-        // record is rolled back alone and the batch's transaction goes on.
-        const one = db.transaction(write);
         db.transaction(() => {
           for (const it of items) {
+            if (rejected.has(it.index)) continue;
             try {
               one(it);
-              results[it.index] = OK;
             } catch (err) {
               if (!isRecordError(err)) throw err;
-              results[it.index] = rejection(err);
+              rejected.set(it.index, rejection(err));
+              if (!db.inTransaction) throw restart;
             }
           }
         }).immediate();
+        return rejected;
       } catch (err) {
-        throw toProviderError(err, this.conn.where, `writing to table ${table}`);
+        if (err !== restart) throw toProviderError(err, this.conn.where, 'writing records one by one');
       }
     }
-    return results;
   }
 
   private write(table: string, key: string | undefined, it: Item): void {
@@ -175,7 +199,12 @@ export class SqliteDestination implements DestinationCapability {
   }
 
   /** The prepared statement for an operation on these columns, or null when there is nothing to write. */
-  private statement(op: Operation, table: string, columns: readonly string[], key: string | undefined): Statement | null {
+  private statement(
+    op: Operation,
+    table: string,
+    columns: readonly string[],
+    key: string | undefined,
+  ): Statement | null {
     const id = `${op}\0${table}\0${key ?? ''}\0${columns.join('\0')}`;
     let stmt = this.#statements.get(id);
     if (stmt) return stmt;
@@ -198,7 +227,12 @@ export class SqliteDestination implements DestinationCapability {
 }
 
 /** The SQL for one operation (`?` placeholders in column order, the key last for update/delete). */
-export function statementSql(op: Operation, table: string, columns: readonly string[], key: string | undefined): string | null {
+export function statementSql(
+  op: Operation,
+  table: string,
+  columns: readonly string[],
+  key: string | undefined,
+): string | null {
   const t = dialect.quoteTable(table);
   const cols = columns.map((c) => dialect.quoteIdent(c));
   const params = columns.map((_, i) => dialect.placeholder(i + 1));
@@ -242,7 +276,8 @@ function operation(action: ActionName, record: LoadRecord): Operation | undefine
 /** The record as a row of bindable values, with the key column from the record's key when the fields lack it. */
 function rowOf(record: LoadRecord, op: Operation, key: string | undefined): Record<string, unknown> {
   const row: Record<string, unknown> = {};
-  if (op !== 'delete') for (const [name, value] of Object.entries(record.fields ?? {})) row[name] = encode(value);
+  if (op !== 'delete')
+    for (const [name, value] of Object.entries(record.fields ?? {})) row[name] = encode(value);
   if (key !== undefined) {
     const own = row[key];
     row[key] = own === undefined || own === null ? record.key : own;
@@ -253,7 +288,8 @@ function rowOf(record: LoadRecord, op: Operation, key: string | undefined): Reco
 /** Every column the batch writes must exist: one missing column fails the whole batch, not each record. */
 function checkColumns(items: readonly Item[], info: TableInfo, table: string): void {
   const missing = new Set<string>();
-  for (const it of items) for (const c of Object.keys(it.row)) if (!info.columns.has(c.toLowerCase())) missing.add(c);
+  for (const it of items)
+    for (const c of Object.keys(it.row)) if (!info.columns.has(c.toLowerCase())) missing.add(c);
   if (missing.size === 0) return;
   throw new ProviderError(`table ${table} has no column ${[...missing].join(', ')}`, {
     code: 'column_not_found',
@@ -271,8 +307,10 @@ function encode(value: unknown): unknown {
     case 'undefined':
       return null;
     case 'string':
-    case 'number':
       return value;
+    case 'number':
+      // better-sqlite3 binds every JS number as REAL: 1 would land in a TEXT column as '1.0'.
+      return Number.isSafeInteger(value) ? BigInt(value) : value;
     case 'bigint':
       return value >= INT64_MIN && value <= INT64_MAX ? value : value.toString();
     case 'boolean':
@@ -315,11 +353,15 @@ function rejection(e: unknown): RecordResult {
 function lookup(conn: SqliteConnection, name: string): TableInfo | null {
   const parts = name.split('.');
   if (parts.length > 2 || parts.some((p) => p === ''))
-    throw new UserError(`table ${name} is not a valid SQLite table name`, { hint: 'write `table` as TABLE or SCHEMA.TABLE' });
+    throw new UserError(`table ${name} is not a valid SQLite table name`, {
+      hint: 'write `table` as TABLE or SCHEMA.TABLE',
+    });
   const [schema, table] = parts.length === 2 ? [parts[0]!, parts[1]!] : ['main', parts[0]!];
   const { db } = conn;
   try {
-    const cols = db.prepare('SELECT name, pk FROM pragma_table_info(?, ?) ORDER BY cid').all(table, schema) as {
+    const cols = db
+      .prepare('SELECT name, pk FROM pragma_table_info(?, ?) ORDER BY cid')
+      .all(table, schema) as {
       name: string;
       pk: number;
     }[];
@@ -334,7 +376,8 @@ function lookup(conn: SqliteConnection, name: string): TableInfo | null {
     const info = db.prepare('SELECT name, cid FROM pragma_index_info(?, ?)');
     for (const index of indexes) {
       const parts = info.all(index, schema) as { name: string | null; cid: number }[];
-      if (parts.length === 1 && parts[0]!.cid >= 0 && parts[0]!.name) unique.add(parts[0]!.name.toLowerCase());
+      if (parts.length === 1 && parts[0]!.cid >= 0 && parts[0]!.name)
+        unique.add(parts[0]!.name.toLowerCase());
     }
     return { columns: new Map(cols.map((c) => [c.name.toLowerCase(), c.name])), uniqueColumns: unique };
   } catch (e) {
@@ -343,7 +386,9 @@ function lookup(conn: SqliteConnection, name: string): TableInfo | null {
 }
 
 function notUnique(table: string, key: string, action: ActionName): CheckProblem {
-  const [schema, bare] = table.includes('.') ? [table.split('.')[0]!, table.split('.')[1]!] : [undefined, table];
+  const [schema, bare] = table.includes('.')
+    ? [table.split('.')[0]!, table.split('.')[1]!]
+    : [undefined, table];
   const index = `${schema ? `${dialect.quoteIdent(schema)}.` : ''}${dialect.quoteIdent(`${bare}_${key}_key`)}`;
   return {
     code: 'key_not_unique',

@@ -72,7 +72,8 @@ export function decodeRow(row: Record<string, unknown>): Row {
   for (const name in row) {
     const v = row[name];
     if (typeof v === 'bigint') row[name] = safe(v) ? Number(v) : v.toString();
-    else if (v instanceof Uint8Array) row[name] = Buffer.from(v.buffer, v.byteOffset, v.byteLength).toString('base64');
+    else if (v instanceof Uint8Array)
+      row[name] = Buffer.from(v.buffer, v.byteOffset, v.byteLength).toString('base64');
   }
   return row;
 }

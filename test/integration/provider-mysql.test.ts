@@ -4,11 +4,13 @@
 
 import mysql from 'mysql2/promise';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { dialect } from '../../providers/mysql/dialect.js';
 import { mysqlDatetime, provider } from '../../providers/mysql/index.js';
 import type { LoadRecord, Row, Session } from '../../providers/sdk.js';
 import { ProviderError } from '../../providers/sdk.js';
 import { freshDatabase, serverUrl } from '../harness/databases.js';
 import { freePorts } from '../harness/process.js';
+import { destinationContract } from './destination-contract.js';
 
 const base = serverUrl('mariadb');
 
@@ -211,9 +213,22 @@ describe.skipIf(!base)('mysql provider (MariaDB)', () => {
         const e = await rejection(collect(s, 'SELECT SLEEP(3)'));
         expect(e.code).toBe('statement_timeout');
         expect(e.retryable).toBe(true);
-        expect(e.message).toContain('max_statement_time exceeded');
+        expect(e.message).toContain('longer than statement_timeout (200 ms)');
         const [rows] = await collect(s, 'SELECT 1 AS ok');
         expect(rows).toEqual([{ ok: 1 }]);
+        // Statements other than a stream keep the server-side limit.
+        const e2 = await rejection(s.sql!.query!({ sql: 'SELECT SLEEP(3)' }));
+        expect(e2.code).toBe('statement_timeout');
+        expect(e2.message).toContain('max_statement_time exceeded');
+        // The timeout bounds each batch, not the whole stream: a slow consumer is not a slow query.
+        let n = 0;
+        const started = Date.now();
+        for await (const b of s.source!.stream({ sql: 'SELECT seq FROM seq_1_to_5000', batchSize: 500 })) {
+          n += b.length;
+          await new Promise((r) => setTimeout(r, 100));
+        }
+        expect(n).toBe(5000);
+        expect(Date.now() - started).toBeGreaterThan(900);
       } finally {
         await s.close();
       }
@@ -525,6 +540,37 @@ describe.skipIf(!base)('mysql provider (MariaDB)', () => {
 
     it('refuses a URL that is not mysql', async () => {
       await expect(open('postgres://x@y/z')).rejects.toThrow(/must start with mysql/);
+    });
+  });
+
+  describe('shared contract', () => {
+    let contractUrl: string;
+    let contractAdmin: mysql.Connection;
+    beforeAll(async () => {
+      contractUrl = await freshDatabase('mariadb', 'contract_my');
+      contractAdmin = await mysql.createConnection({
+        uri: contractUrl,
+        supportBigNumbers: true,
+        bigNumberStrings: true,
+      });
+      // The suite reads its tables back ORDER BY id and expects byte order (as SQLite and a C-collated
+      // PostgreSQL give); MariaDB's default utf8mb4_general_ci sorts 'own' before '["k",1]'.
+      await contractAdmin.query('ALTER DATABASE CHARACTER SET utf8mb4 COLLATE utf8mb4_bin');
+    });
+    afterAll(async () => {
+      await contractAdmin?.end();
+    });
+    destinationContract('mysql', {
+      name: 'mysql',
+      dialect,
+      open: () => open(contractUrl),
+      exec: async (sql) => {
+        await contractAdmin.query(sql);
+      },
+      query: async (sql) => {
+        const [rows] = await contractAdmin.query<mysql.RowDataPacket[]>(sql);
+        return rows.map((r) => ({ ...r }));
+      },
     });
   });
 });

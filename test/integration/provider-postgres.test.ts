@@ -5,11 +5,13 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { timestamptzToIso } from '../../providers/postgres/connection.js';
+import { dialect } from '../../providers/postgres/dialect.js';
 import { provider } from '../../providers/postgres/index.js';
 import type { LoadRecord, Row, Session } from '../../providers/sdk.js';
 import { ProviderError } from '../../providers/sdk.js';
 import { freshDatabase, serverUrl } from '../harness/databases.js';
 import { freePorts, isRoot } from '../harness/process.js';
+import { destinationContract } from './destination-contract.js';
 
 const base = serverUrl('postgres');
 
@@ -231,6 +233,18 @@ describe.skipIf(!base)('postgres provider', () => {
         expect(e.message).toContain('statement timeout');
         const [rows] = await collect(s, 'SELECT 1 AS ok');
         expect(rows).toEqual([{ ok: 1 }]);
+        // The timeout bounds each fetch, not the whole stream: a slow consumer is not a slow query.
+        let n = 0;
+        const started = Date.now();
+        for await (const b of s.source!.stream({
+          sql: 'SELECT g FROM generate_series(1, 5000) g',
+          batchSize: 500,
+        })) {
+          n += b.length;
+          await new Promise((r) => setTimeout(r, 100));
+        }
+        expect(n).toBe(5000);
+        expect(Date.now() - started).toBeGreaterThan(900);
       } finally {
         await s.close();
       }
@@ -239,19 +253,17 @@ describe.skipIf(!base)('postgres provider', () => {
     it('fails retryably when the connection is killed mid-stream', async () => {
       const s = await open(url);
       try {
-        const marker = `kill_me_${Date.now()}`;
         const iterate = async () => {
           let n = 0;
           for await (const b of s.source!.stream({
-            sql: `SELECT g, '${marker}' AS m FROM generate_series(1, 5000000) g`,
-            batchSize: 500,
+            sql: 'SELECT g FROM generate_series(1, 5000000) g',
+            batchSize: 499,
           })) {
             n += b.length;
-            if (n === 500) {
+            if (n === 499) {
               const killed = await admin.query(
                 `SELECT pg_terminate_backend(pid) AS ok FROM pg_stat_activity
-                  WHERE query LIKE $1 AND pid <> pg_backend_pid()`,
-                [`%${marker}%`],
+                  WHERE query LIKE 'FETCH FORWARD 499 FROM backflow_model%' AND pid <> pg_backend_pid()`,
               );
               expect(killed.rows.map((r) => r.ok)).toEqual([true]);
             }
@@ -386,6 +398,11 @@ describe.skipIf(!base)('postgres provider', () => {
       });
       const records = Array.from({ length: 300 }, (_, i) => rec(String(9007199254740000 + i), fields(i)));
       expect(await load('upsert', records, 'bulk')).toEqual(records.map(() => ({ status: 'ok' })));
+      // The batch went through COPY into the session's load table.
+      const temp = await admin.query(
+        "SELECT count(*)::int AS n FROM pg_class WHERE relname LIKE 'backflow_load_%' AND relpersistence = 't'",
+      );
+      expect(temp.rows[0].n).toBeGreaterThan(0);
       // Again, as updates: the ON CONFLICT path of the same bulk statement.
       expect(
         await load(
@@ -636,6 +653,28 @@ describe.skipIf(!base)('postgres provider', () => {
 
     it('refuses a URL that is not postgres', async () => {
       await expect(open('mysql://x@y/z')).rejects.toThrow(/must start with postgres/);
+    });
+  });
+
+  describe('shared contract', () => {
+    let contractUrl: string;
+    let contractAdmin: pg.Client;
+    beforeAll(async () => {
+      contractUrl = await freshDatabase('postgres', 'contract_pg');
+      contractAdmin = new pg.Client({ connectionString: contractUrl });
+      await contractAdmin.connect();
+    });
+    afterAll(async () => {
+      await contractAdmin?.end();
+    });
+    destinationContract('postgres', {
+      name: 'postgres',
+      dialect,
+      open: () => open(contractUrl),
+      exec: async (sql) => {
+        await contractAdmin.query(sql);
+      },
+      query: async (sql) => (await contractAdmin.query(sql)).rows,
     });
   });
 });

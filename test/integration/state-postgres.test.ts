@@ -24,7 +24,6 @@ function doc(serial: number, lineage = 'lin-1'): StateDocument {
         name: 'wh',
         body: {
           type: 'postgres',
-          // biome-ignore lint/suspicious/noTemplateCurlyInString: a secret reference as state keeps it
           url: '${env:WH_URL}',
           nested: { big: '9007199254740993', list: [1, 'ü', null] },
         },

@@ -18,7 +18,8 @@ export function storeContract(name: string, open: () => Promise<RuntimeStore>): 
       await store.close();
     });
 
-    const keys = (n: number, prefix = 'k') => Array.from({ length: n }, (_, i) => `${prefix}${String(i).padStart(5, '0')}`);
+    const keys = (n: number, prefix = 'k') =>
+      Array.from({ length: n }, (_, i) => `${prefix}${String(i).padStart(5, '0')}`);
     const mark = (runId: string, outcome: KeyOutcome, entries: [string, string | null][]) =>
       store.markKeys({ runId, outcomes: entries.map(([key, hash]) => ({ key, outcome, hash })) });
 
@@ -27,7 +28,11 @@ export function storeContract(name: string, open: () => Promise<RuntimeStore>): 
       const staged = await store.stageKeys({ mapping, runId, keys: Object.keys(rows) });
       await mark(runId, 'ok', Object.entries(rows));
       for await (const page of store.unseenKeys({ mapping, runId, batchSize: 100 }))
-        await mark(runId, 'ok', page.map((p) => [p.key, null]));
+        await mark(
+          runId,
+          'ok',
+          page.map((p) => [p.key, null]),
+        );
       await store.commitSnapshot({ mapping, runId });
       return [...staged];
     }
@@ -88,7 +93,7 @@ export function storeContract(name: string, open: () => Promise<RuntimeStore>): 
           errors: [
             {
               code: 'check_violation',
-              message: "new row violates check constraint \"email\" — O'Reilly 🎉",
+              message: 'new row violates check constraint "email" — O\'Reilly 🎉',
               records: 1,
               recommended_action: 'fix it',
               sample_payloads: [{ email: 'x', nested: { a: [1, null] } }],
@@ -116,13 +121,42 @@ export function storeContract(name: string, open: () => Promise<RuntimeStore>): 
           const rows: [string, Partial<SyncRun>][] = [
             ['r1', { mapping: 'users_to_crm', status: 'success', started_at: '2024-05-01T08:00:00.000Z' }],
             ['r2', { mapping: 'users_to_crm', status: 'failed', started_at: '2024-05-02T08:00:00.000Z' }],
-            ['r3', { mapping: 'orders_to_hub', model: 'orders', destination: 'hubspot', status: 'failed', started_at: '2024-05-01T12:00:00.000Z' }],
-            ['r4', { mapping: 'orders_to_hub', model: 'orders', destination: 'hubspot', status: 'partial_success', started_at: '2024-05-03T08:00:00.000Z' }],
-            ['r5', { mapping: 'events_to_s3', model: 'events', source: 'Lake', destination: 'bucket', status: 'in_progress', started_at: '2024-05-03T09:00:00.000Z' }],
+            [
+              'r3',
+              {
+                mapping: 'orders_to_hub',
+                model: 'orders',
+                destination: 'hubspot',
+                status: 'failed',
+                started_at: '2024-05-01T12:00:00.000Z',
+              },
+            ],
+            [
+              'r4',
+              {
+                mapping: 'orders_to_hub',
+                model: 'orders',
+                destination: 'hubspot',
+                status: 'partial_success',
+                started_at: '2024-05-03T08:00:00.000Z',
+              },
+            ],
+            [
+              'r5',
+              {
+                mapping: 'events_to_s3',
+                model: 'events',
+                source: 'Lake',
+                destination: 'bucket',
+                status: 'in_progress',
+                started_at: '2024-05-03T09:00:00.000Z',
+              },
+            ],
           ];
           for (const [id, over] of rows) await store.insertRun(run(id, over));
         });
-        const ids = async (filter: Parameters<RuntimeStore['listRuns']>[0]) => (await store.listRuns(filter)).map((r) => r.id);
+        const ids = async (filter: Parameters<RuntimeStore['listRuns']>[0]) =>
+          (await store.listRuns(filter)).map((r) => r.id);
 
         it('lists newest first, with a limit', async () => {
           expect(await ids({})).toEqual(['r5', 'r4', 'r2', 'r3', 'r1']);
@@ -136,7 +170,11 @@ export function storeContract(name: string, open: () => Promise<RuntimeStore>): 
           expect(await ids({ status: [] })).toHaveLength(5);
           expect(await ids({ since: '2024-05-02T08:00:00.000Z' })).toEqual(['r5', 'r4', 'r2']);
           expect(await ids({ until: '2024-05-01T12:00:00.000Z' })).toEqual(['r3', 'r1']);
-          expect(await ids({ since: '2024-05-01T09:00:00Z', until: '2024-05-03T08:30:00+00:00' })).toEqual(['r4', 'r2', 'r3']);
+          expect(await ids({ since: '2024-05-01T09:00:00Z', until: '2024-05-03T08:30:00+00:00' })).toEqual([
+            'r4',
+            'r2',
+            'r3',
+          ]);
           expect(await ids({ mappings: ['orders_to_hub', 'events_to_s3'] })).toEqual(['r5', 'r4', 'r3']);
           expect(await ids({ models: ['active_users'] })).toEqual(['r2', 'r1']);
           expect(await ids({ destinations: ['hubspot', 'bucket'] })).toEqual(['r5', 'r4', 'r3']);
@@ -168,14 +206,30 @@ export function storeContract(name: string, open: () => Promise<RuntimeStore>): 
         await store.insertRun(run('r1'));
         const records: RunRecord[] = [
           { key: '1', change: 'added', status: 'ok', payload: { email: 'a@x', traits: { plan: 'pro' } } },
-          { key: '2', change: 'updated', status: 'failed', code: 'check_violation', message: 'bad email', payload: { email: 'nope' } },
+          {
+            key: '2',
+            change: 'updated',
+            status: 'failed',
+            code: 'check_violation',
+            message: 'bad email',
+            payload: { email: 'nope' },
+          },
           { key: '3', change: 'deleted', status: 'ok', payload: null },
         ];
         await store.addRunRecords('r1', records);
         await store.addRunRecords('r1', [
-          { key: '["4","b"]', change: 'added', status: 'expired', code: 'expired', message: "O'Reilly 🎉", payload: { x: null } },
+          {
+            key: '["4","b"]',
+            change: 'added',
+            status: 'expired',
+            code: 'expired',
+            message: "O'Reilly 🎉",
+            payload: { x: null },
+          },
         ]);
-        await store.addRunRecords('other', [{ key: '9', change: 'added', status: 'failed', code: 'c', message: 'm', payload: null }]);
+        await store.addRunRecords('other', [
+          { key: '9', change: 'added', status: 'failed', code: 'c', message: 'm', payload: null },
+        ]);
         await store.addRunRecords('r1', []);
 
         const all = await store.listRunRecords('r1', {});
@@ -186,7 +240,10 @@ export function storeContract(name: string, open: () => Promise<RuntimeStore>): 
         expect((await store.listRunRecords('r1', { status: 'failed' })).map((r) => r.key)).toEqual(['2']);
         expect((await store.listRunRecords('r1', { status: 'expired' }))[0]?.message).toBe("O'Reilly 🎉");
         expect((await store.listRunRecords('r1', { limit: 2 })).map((r) => r.key)).toEqual(['1', '2']);
-        expect((await store.listRunRecords('r1', { limit: 2, offset: 2 })).map((r) => r.key)).toEqual(['3', '["4","b"]']);
+        expect((await store.listRunRecords('r1', { limit: 2, offset: 2 })).map((r) => r.key)).toEqual([
+          '3',
+          '["4","b"]',
+        ]);
         expect((await store.listRunRecords('r1', { offset: 3 })).map((r) => r.key)).toEqual(['["4","b"]']);
         expect(await store.listRunRecords('none', {})).toEqual([]);
       });
@@ -211,7 +268,9 @@ export function storeContract(name: string, open: () => Promise<RuntimeStore>): 
         const odd = ["O'Reilly", '"q"', '\\', '["1","x"]', 'Zoë 🎉', ' ', 'a\nb', 'ä', 'A', 'a'];
         const rows = Object.fromEntries(odd.map((k, i) => [k, `h${i}`]));
         expect(await syncAll('m', 'run1', rows)).toEqual(odd.map(() => null));
-        expect(await store.stageKeys({ mapping: 'm', runId: 'run2', keys: odd })).toEqual(odd.map((_, i) => `h${i}`));
+        expect(await store.stageKeys({ mapping: 'm', runId: 'run2', keys: odd })).toEqual(
+          odd.map((_, i) => `h${i}`),
+        );
         expect(await snapshot('m')).toEqual(rows);
       });
 
@@ -226,7 +285,11 @@ export function storeContract(name: string, open: () => Promise<RuntimeStore>): 
           pages.push(page.map((p) => p.key));
           expect(page.every((p) => p.hash === `h-${p.key}`)).toBe(true);
           // Marking the page (as the engine does with deleted records) must not disturb the iteration.
-          await mark('run2', 'ok', page.map((p) => [p.key, null]));
+          await mark(
+            'run2',
+            'ok',
+            page.map((p) => [p.key, null]),
+          );
         }
         const unseen = all.filter((_, i) => i % 3 !== 0);
         expect(pages.flat()).toEqual(unseen);
@@ -235,22 +298,29 @@ export function storeContract(name: string, open: () => Promise<RuntimeStore>): 
 
         // Marked keys are no longer unseen.
         const again: string[] = [];
-        for await (const page of store.unseenKeys({ mapping: 'm', runId: 'run2', batchSize: 1000 })) again.push(...page.map((p) => p.key));
+        for await (const page of store.unseenKeys({ mapping: 'm', runId: 'run2', batchSize: 1000 }))
+          again.push(...page.map((p) => p.key));
         expect(again).toEqual([]);
         // Nothing in the snapshot: no pages at all.
-        for await (const page of store.unseenKeys({ mapping: 'empty', runId: 'run2', batchSize: 10 })) expect(page).toEqual([]);
+        for await (const page of store.unseenKeys({ mapping: 'empty', runId: 'run2', batchSize: 10 }))
+          expect(page).toEqual([]);
       });
 
       it('pages exactly at batch boundaries', async () => {
         await syncAll('m', 'run1', Object.fromEntries(keys(20).map((k) => [k, 'h'])));
         const sizes: number[] = [];
-        for await (const page of store.unseenKeys({ mapping: 'm', runId: 'run2', batchSize: 10 })) sizes.push(page.length);
+        for await (const page of store.unseenKeys({ mapping: 'm', runId: 'run2', batchSize: 10 }))
+          sizes.push(page.length);
         expect(sizes).toEqual([10, 10]);
       });
 
       it('commits ok and skipped outcomes only, deleting keys whose hash is null', async () => {
         await syncAll('m', 'run1', { a: 'ha', b: 'hb', c: 'hc', d: 'hd', e: 'he', f: 'hf' });
-        await store.stageKeys({ mapping: 'm', runId: 'run2', keys: ['a', 'b', 'c', 'd', 'new1', 'new2', 'new3'] });
+        await store.stageKeys({
+          mapping: 'm',
+          runId: 'run2',
+          keys: ['a', 'b', 'c', 'd', 'new1', 'new2', 'new3'],
+        });
         await mark('run2', 'ok', [
           ['a', 'ha2'],
           ['new1', 'hn1'],
@@ -273,7 +343,15 @@ export function storeContract(name: string, open: () => Promise<RuntimeStore>): 
         expect(await snapshot('m')).toEqual({ a: 'ha', b: 'hb', c: 'hc', d: 'hd', e: 'he', f: 'hf' });
 
         await store.commitSnapshot({ mapping: 'm', runId: 'run2' });
-        expect(await snapshot('m')).toEqual({ a: 'ha2', b: 'hb2', c: 'hc', d: 'hd', f: 'hf', new1: 'hn1b', new2: 'hn2' });
+        expect(await snapshot('m')).toEqual({
+          a: 'ha2',
+          b: 'hb2',
+          c: 'hc',
+          d: 'hd',
+          f: 'hf',
+          new1: 'hn1b',
+          new2: 'hn2',
+        });
         expect(await store.snapshotSize('m')).toBe(7);
         // The working set is gone: the same run id starts from scratch.
         expect(await store.stageKeys({ mapping: 'm', runId: 'run2', keys: ['a'] })).toEqual(['ha2']);
@@ -301,7 +379,10 @@ export function storeContract(name: string, open: () => Promise<RuntimeStore>): 
         await store.discardStage({ runId: 'run2' });
         await store.discardStage({ runId: 'never-staged' });
         expect(await snapshot('m')).toEqual({ a: 'ha', b: 'hb' });
-        expect(await store.stageKeys({ mapping: 'm', runId: 'run2', keys: ['a', 'c'] })).toEqual(['ha', null]);
+        expect(await store.stageKeys({ mapping: 'm', runId: 'run2', keys: ['a', 'c'] })).toEqual([
+          'ha',
+          null,
+        ]);
       });
 
       it('keeps mappings apart and resets one', async () => {
@@ -309,7 +390,10 @@ export function storeContract(name: string, open: () => Promise<RuntimeStore>): 
         await syncAll('m2', 'run2', { a: '2' });
         expect(await store.snapshotSize('m1')).toBe(2);
         expect(await store.snapshotSize('m2')).toBe(1);
-        expect(await store.stageKeys({ mapping: 'm2', runId: 'run3', keys: ['a', 'b'] })).toEqual(['2', null]);
+        expect(await store.stageKeys({ mapping: 'm2', runId: 'run3', keys: ['a', 'b'] })).toEqual([
+          '2',
+          null,
+        ]);
         await store.discardStage({ runId: 'run3' });
         await store.resetSnapshot('m1');
         expect(await store.snapshotSize('m1')).toBe(0);
@@ -331,7 +415,11 @@ export function storeContract(name: string, open: () => Promise<RuntimeStore>): 
         let deleted = 0;
         for await (const page of store.unseenKeys({ mapping: 'big', runId: 'run2', batchSize: 300 })) {
           deleted += page.length;
-          await mark('run2', 'ok', page.map((p) => [p.key, null]));
+          await mark(
+            'run2',
+            'ok',
+            page.map((p) => [p.key, null]),
+          );
         }
         expect(deleted).toBe(1000);
         await store.commitSnapshot({ mapping: 'big', runId: 'run2' });
@@ -340,7 +428,10 @@ export function storeContract(name: string, open: () => Promise<RuntimeStore>): 
     });
 
     describe('pending failed records', () => {
-      const failure = (key: string, over: Partial<{ hash: string | null; at: string; code: string; expired: boolean }> = {}) => ({
+      const failure = (
+        key: string,
+        over: Partial<{ hash: string | null; at: string; code: string; expired: boolean }> = {},
+      ) => ({
         key,
         change: 'updated' as const,
         hash: over.hash === undefined ? 'h1' : over.hash,
@@ -368,7 +459,9 @@ export function storeContract(name: string, open: () => Promise<RuntimeStore>): 
         expect(got.get('b')?.hash).toBeNull();
 
         // The same content fails again: one more attempt, same window.
-        await store.upsertPending('m', [failure('a', { at: '2024-05-02T10:00:00.000Z', code: 'unique_violation' })]);
+        await store.upsertPending('m', [
+          failure('a', { at: '2024-05-02T10:00:00.000Z', code: 'unique_violation' }),
+        ]);
         got = await store.getPending('m', ['a']);
         expect(got.get('a')).toMatchObject({
           firstFailedAt: '2024-05-01T10:00:00.000Z',
@@ -386,12 +479,41 @@ export function storeContract(name: string, open: () => Promise<RuntimeStore>): 
         });
 
         // Expiry is recorded.
-        await store.upsertPending('m', [failure('a', { hash: 'h2', at: '2024-05-20T10:00:00.000Z', expired: true })]);
-        expect((await store.getPending('m', ['a'])).get('a')).toMatchObject({ expired: true, firstFailedAt: '2024-05-03T10:00:00.000Z' });
+        await store.upsertPending('m', [
+          failure('a', { hash: 'h2', at: '2024-05-20T10:00:00.000Z', expired: true }),
+        ]);
+        expect((await store.getPending('m', ['a'])).get('a')).toMatchObject({
+          expired: true,
+          firstFailedAt: '2024-05-03T10:00:00.000Z',
+        });
+      });
+
+      it('drops, on commit, pending records of keys the run neither extracted nor deleted', async () => {
+        await syncAll('m', 'run1', { a: 'ha', b: 'hb' });
+        // a: an update that failed; b: a delete that failed; c: an add that failed and left the model.
+        await store.upsertPending('m', [failure('a'), failure('b', { hash: null }), failure('c')]);
+        await store.upsertPending('other', [failure('c')]);
+        await store.stageKeys({ mapping: 'm', runId: 'run2', keys: ['a'] });
+        for await (const page of store.unseenKeys({ mapping: 'm', runId: 'run2', batchSize: 10 }))
+          await mark(
+            'run2',
+            'failed',
+            page.map((p) => [p.key, null]),
+          );
+        // An aborted run drops nothing.
+        await store.stageKeys({ mapping: 'm', runId: 'aborted', keys: [] });
+        await store.discardStage({ runId: 'aborted' });
+        expect(await store.countPending('m')).toBe(3);
+        await store.commitSnapshot({ mapping: 'm', runId: 'run2' });
+        expect([...(await store.getPending('m', ['a', 'b', 'c'])).keys()].sort()).toEqual(['a', 'b']);
+        expect(await store.countPending('other')).toBe(1);
       });
 
       it('clears and counts per mapping', async () => {
-        await store.upsertPending('m', keys(30).map((k) => failure(k)));
+        await store.upsertPending(
+          'm',
+          keys(30).map((k) => failure(k)),
+        );
         await store.upsertPending('other', [failure('k00000')]);
         expect(await store.countPending('m')).toBe(30);
         await store.clearPending('m', ['k00000', 'k00001', 'missing']);
@@ -402,6 +524,38 @@ export function storeContract(name: string, open: () => Promise<RuntimeStore>): 
         expect((await store.getPending('m', [])).size).toBe(0);
         // Many keys in one call.
         expect((await store.getPending('m', keys(30))).size).toBe(28);
+      });
+    });
+
+    describe('raw SQL for features', () => {
+      it('runs statements, reads rows and rolls a failed transaction back', async () => {
+        expect(store.sql.dialect).toBe(store.kind);
+        await store.sql.run('CREATE TABLE contract_feature (id integer PRIMARY KEY, name text NOT NULL)');
+        expect(
+          await store.sql.run('INSERT INTO contract_feature (id, name) VALUES (?, ?), (?, ?)', [
+            1,
+            "O'Reilly",
+            2,
+            'b',
+          ]),
+        ).toEqual({
+          changes: 2,
+        });
+        await expect(
+          store.sql.transaction(async (tx) => {
+            await tx.run('INSERT INTO contract_feature (id, name) VALUES (?, ?)', [3, 'c']);
+            await tx.run('INSERT INTO contract_feature (id, name) VALUES (?, ?)', [1, 'duplicate']);
+          }),
+        ).rejects.toThrow();
+        const committed = await store.sql.transaction(async (tx) => {
+          await tx.run('UPDATE contract_feature SET name = ? WHERE id = ?', ['b2', 2]);
+          return tx.all<{ n: number }>('SELECT count(*) AS n FROM contract_feature');
+        });
+        expect(Number(committed[0]?.n)).toBe(2);
+        expect(await store.sql.all('SELECT id, name FROM contract_feature ORDER BY id')).toEqual([
+          { id: 1, name: "O'Reilly" },
+          { id: 2, name: 'b2' },
+        ]);
       });
     });
 

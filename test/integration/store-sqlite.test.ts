@@ -36,18 +36,16 @@ describe('openStore', () => {
     await mem.close();
   });
 
-  it('says a PostgreSQL store is not supported yet when its module is missing', async () => {
-    const e = await openStore({ url: 'postgres://u@127.0.0.1:1/db', configDir: root }).catch((err: unknown) => err);
-    // Once engine/store/postgres.ts lands, this import succeeds and the error is a connection one.
-    if (e instanceof UserError) expect(e.message).toMatch(/not yet supported/);
-    else expect(e).toBeInstanceOf(Error);
-  });
-
   it('refuses an unknown scheme and a file that is not a database', async () => {
-    await expect(openStore({ url: 'mysql://x', configDir: root })).rejects.toThrow(/unsupported runtime store URL scheme "mysql:"/);
+    await expect(openStore({ url: 'mysql://x', configDir: root })).rejects.toThrow(
+      /unsupported runtime store URL scheme "mysql:"/,
+    );
     const dir = freshDir();
     const bogus = join(root, `${n}-bogus.db`);
-    writeFileSync(bogus, 'this is not a database, just some text that is long enough to have a header'.repeat(20));
+    writeFileSync(
+      bogus,
+      'this is not a database, just some text that is long enough to have a header'.repeat(20),
+    );
     const e = await openStore({ url: `sqlite:${bogus}`, configDir: dir }).catch((err: unknown) => err);
     expect(e).toBeInstanceOf(UserError);
     expect((e as Error).message).toContain(bogus);
@@ -86,16 +84,20 @@ describe('openStore', () => {
 });
 
 describe('migrations', () => {
+  const last = migrations.at(-1)!.version;
+
   it('records each version once and refuses a store from a newer backflow', () => {
     const db = new Database(':memory:');
     expect(applyMigrations(db)).toEqual(migrations.map((m) => m.version));
     expect(applyMigrations(db)).toEqual([]);
     const extra: Migration[] = [
       ...migrations,
-      { version: migrations.length + 1, name: 'later', sql: 'CREATE TABLE later (x INTEGER)' },
+      { version: last + 1, name: 'later', sql: 'CREATE TABLE later (x INTEGER)' },
     ];
-    expect(applyMigrations(db, extra)).toEqual([migrations.length + 1]);
-    expect(db.prepare('SELECT version, name FROM schema_migrations ORDER BY version').all()).toHaveLength(extra.length);
+    expect(applyMigrations(db, extra)).toEqual([last + 1]);
+    expect(db.prepare('SELECT version, name FROM schema_migrations ORDER BY version').all()).toHaveLength(
+      extra.length,
+    );
     expect(() => applyMigrations(db)).toThrow(/newer than this backflow knows/);
     db.close();
   });
@@ -105,17 +107,40 @@ describe('migrations', () => {
     applyMigrations(db);
     const broken: Migration[] = [
       ...migrations,
-      { version: migrations.length + 1, name: 'ok', sql: 'CREATE TABLE ok_table (x INTEGER)' },
-      { version: migrations.length + 2, name: 'broken', sql: 'CREATE TABLE runs (x INTEGER)' },
+      { version: last + 1, name: 'ok', sql: 'CREATE TABLE ok_table (x INTEGER)' },
+      { version: last + 2, name: 'broken', sql: 'CREATE TABLE runs (x INTEGER)' },
     ];
     expect(() => applyMigrations(db, broken)).toThrow(/already exists/);
-    expect(db.prepare("SELECT count(*) AS n FROM sqlite_master WHERE name = 'ok_table'").get()).toEqual({ n: 0 });
+    expect(db.prepare("SELECT count(*) AS n FROM sqlite_master WHERE name = 'ok_table'").get()).toEqual({
+      n: 0,
+    });
+    expect(db.prepare('SELECT count(*) AS n FROM schema_migrations').get()).toEqual({ n: migrations.length });
     db.close();
   });
 
-  it('refuses a list whose versions are not 1, 2, 3, …', () => {
+  it('applies a migration listed before one already applied (features own fixed versions)', () => {
     const db = new Database(':memory:');
-    expect(() => applyMigrations(db, [{ version: 2, name: 'x', sql: '' }])).toThrow(/has version 2/);
+    const base = migrations.filter((m) => m.version === 1);
+    const feature: Migration = {
+      version: last + 10,
+      name: 'feature',
+      sql: 'CREATE TABLE feature_x (x INTEGER)',
+    };
+    expect(applyMigrations(db, [...base, feature])).toEqual([1, last + 10]);
+    expect(applyMigrations(db, [...migrations, feature])).toEqual(
+      migrations.filter((m) => m.version !== 1).map((m) => m.version),
+    );
+    db.close();
+  });
+
+  it('refuses a list whose versions do not increase', () => {
+    const db = new Database(':memory:');
+    expect(() =>
+      applyMigrations(db, [
+        { version: 2, name: 'x', sql: '' },
+        { version: 2, name: 'y', sql: '' },
+      ]),
+    ).toThrow(/has version 2/);
     db.close();
   });
 });

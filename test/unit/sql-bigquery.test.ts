@@ -46,7 +46,7 @@ describe('bigquery statements', () => {
   it('upserts with one MERGE over UNNEST(@p1)', () => {
     expect(buildStatement('upsert', batch)).toEqual({
       sql:
-        'MERGE `crm` AS t USING UNNEST(@p1) AS s ON t.`id` = s.c0' +
+        'MERGE `crm` AS t USING (SELECT * FROM UNNEST(@p1)) AS s ON t.`id` = s.c0' +
         ' WHEN MATCHED THEN UPDATE SET `email` = s.c1, `seen` = s.c2' +
         ' WHEN NOT MATCHED THEN INSERT (`id`, `email`, `seen`) VALUES (s.c0, s.c1, s.c2)',
       params: { p1: rowsParam },
@@ -87,7 +87,7 @@ describe('bigquery statements', () => {
     });
     expect(s).toEqual({
       sql:
-        'MERGE `crm` AS t USING UNNEST(@p1) AS s ON t.`id` = s.c0' +
+        'MERGE `crm` AS t USING (SELECT * FROM UNNEST(@p1)) AS s ON t.`id` = s.c0' +
         ' WHEN MATCHED AND s.d THEN DELETE' +
         ' WHEN MATCHED THEN UPDATE SET `email` = s.c1, `seen` = s.c2' +
         ' WHEN NOT MATCHED AND NOT s.d THEN INSERT (`id`, `email`, `seen`) VALUES (s.c0, s.c1, s.c2)',

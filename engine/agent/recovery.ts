@@ -1,0 +1,90 @@
+import type { StateDocument } from '../state/types.js';
+import type { RuntimeStore } from '../store/types.js';
+import { afterRun } from '../sync/after-run.js';
+import { recommendedAction } from '../sync/errors.js';
+import type { SyncRun } from '../sync/types.js';
+import type { Leases } from './leases.js';
+import type { AgentLogger } from './logger.js';
+
+/** The lease that serialises a mapping's syncs across agents. */
+export const mappingLease = (mapping: string) => `mapping:${mapping}`;
+
+export interface AbandonRequest {
+  readonly store: RuntimeStore;
+  readonly run: SyncRun;
+  readonly state: StateDocument | null;
+  readonly configDir: string;
+  readonly log: AgentLogger;
+  readonly now?: Date;
+}
+
+/**
+ * Marks a run left `in_progress` by a process that stopped (kill -9, a crash, a lost machine) as
+ * `failed` with the error `abandoned`, and drops its working set. Its snapshot was never committed,
+ * so the next sync of the mapping re-sends every record the destination did not confirm.
+ */
+export async function abandonRun(req: AbandonRequest): Promise<SyncRun> {
+  const now = req.now ?? new Date();
+  await req.store.discardStage({ runId: req.run.id });
+  const run: SyncRun = {
+    ...req.run,
+    status: 'failed',
+    finished_at: now.toISOString(),
+    duration_ms: Math.max(0, now.getTime() - Date.parse(req.run.started_at)),
+    errors: [
+      ...req.run.errors,
+      {
+        code: 'abandoned',
+        message:
+          'the process running this sync stopped before it finished (killed, crashed or lost its lease); nothing it loaded was committed',
+        records: 0,
+        recommended_action: recommendedAction('abandoned', 'run'),
+        sample_payloads: [],
+      },
+    ],
+  };
+  await req.store.updateRun(run);
+  req.log.warn('run_abandoned', `${run.mapping}: run ${run.id} (started ${run.started_at}) was abandoned`, {
+    run_id: run.id,
+    mapping: run.mapping,
+    started_at: run.started_at,
+  });
+  await afterRun({
+    run,
+    state: req.state,
+    store: req.store,
+    configDir: req.configDir,
+    log: (m) => req.log.warn('after_run', m, { run_id: run.id }),
+  });
+  return run;
+}
+
+/**
+ * Abandons the unfinished runs of `mapping`. Call it holding the mapping's lease: no live agent
+ * runs the mapping then, so whatever is still `in_progress` belongs to one that stopped.
+ */
+export async function abandonUnfinished(
+  req: Omit<AbandonRequest, 'run'> & { readonly mapping: string },
+): Promise<number> {
+  const runs = await req.store.listRuns({ mappings: [req.mapping], status: ['in_progress'] });
+  for (const run of runs) await abandonRun({ ...req, run });
+  return runs.length;
+}
+
+/**
+ * The start-up (and periodic) sweep: every run still `in_progress` whose mapping's lease nobody
+ * alive holds is abandoned. A run whose lease another agent holds and renews is left to it.
+ */
+export async function recoverRuns(
+  req: Omit<AbandonRequest, 'run'> & { readonly leases: Leases },
+): Promise<number> {
+  const unfinished = await req.store.listUnfinishedRuns();
+  let abandoned = 0;
+  for (const mapping of new Set(unfinished.map((r) => r.mapping))) {
+    const outcome = await req.leases.withLease(mappingLease(mapping), async () =>
+      abandonUnfinished({ ...req, mapping }),
+    );
+    if (outcome.ran) abandoned += outcome.value;
+  }
+  return abandoned;
+}

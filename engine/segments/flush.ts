@@ -1,0 +1,471 @@
+/**
+ * Runs the batches that are due: per queue (integration, segment), strictly in sequence order,
+ * one rendered query per batch. Delivery is at-least-once: a batch is recorded as formed and
+ * started before its query runs and removed only after the query succeeded, so a process killed
+ * in between runs the same batch again on restart (the templates are upserts and deletes by key,
+ * so running one twice leaves the same rows).
+ */
+import { performance } from 'node:perf_hooks';
+import type { Session } from '../../providers/sdk.js';
+import { closeQuietly, openSession } from '../connections.js';
+import { errorMessage, ProviderError, UserError } from '../errors.js';
+import type { StateDocument } from '../state/types.js';
+import type { RuntimeStore } from '../store/types.js';
+import { alertSegmentFailure } from './alert.js';
+import { dueAt, headSlices, isDue, MAX_ATTEMPTS, nextAttemptAt, type Slice } from './batching.js';
+import { dialects } from './dialects.js';
+import { catchUpApplyEffects } from './effects.js';
+import { acquireLease, LEASE_MS, newOwner, type Queue, releaseLease, renewLease } from './lease.js';
+import {
+  type BatchRow,
+  batchRows,
+  claimBatch,
+  completeBatch,
+  type EventRow,
+  failBatch,
+  listBatches,
+  markAlerted,
+  markStarted,
+  type Position,
+  positionAfter,
+  pruneQueryLog,
+  type QueueSummary,
+  queueSummaries,
+  rowProfiles,
+  unclaimBatch,
+  waitingRows,
+} from './queue.js';
+import { findIntegration, queryOf, type ResolvedIntegration, resolveIntegration } from './resolve.js';
+import { parseTemplate, renderTemplate, type Template } from './template.js';
+import {
+  type BatchOutcome,
+  type FlushReport,
+  isProfileKind,
+  type Profile,
+  type QueueWaiting,
+} from './types.js';
+
+export interface FlushRequest {
+  readonly store: RuntimeStore;
+  readonly state: StateDocument | null;
+  readonly configDir: string;
+  /** The time due-ness and backoff are judged at (default: the clock). */
+  readonly now?: Date;
+  /** Stops between batches; a query cut short leaves its batch to run again. */
+  readonly signal?: AbortSignal;
+  /** Only this integration's queues. */
+  readonly integration?: string;
+  /** Only this segment's queues. */
+  readonly segment?: string;
+  /** Also batches not due yet: waiting for size or timeout, or backing off after a failure (`segments flush --all`). */
+  readonly all?: boolean;
+  readonly env?: NodeJS.ProcessEnv;
+  /** Called after every query (progress for terminals and the agent's log). */
+  readonly onBatch?: (outcome: BatchOutcome) => void;
+}
+
+/** The query log keeps this much history for `segments stats`. */
+const QUERY_LOG_DAYS = 30;
+let lastPrune = 0;
+
+/** Runs every batch that is due (all of them with `all`), queue by queue. */
+export async function flushDue(req: FlushRequest): Promise<FlushReport> {
+  const started = new Date();
+  const flush = new Flush(req);
+  const warnings = [
+    ...(await catchUpApplyEffects({
+      store: req.store,
+      state: req.state,
+      ...(req.now ? { now: req.now } : {}),
+    })),
+  ];
+  const queues = await queueSummaries(req.store.sql, req.integration);
+  if (req.integration !== undefined && queues.length === 0) resolveIntegration(req.state, req.integration);
+  try {
+    for (const q of queues) if (req.segment === undefined || q.segment === req.segment) await flush.queue(q);
+  } finally {
+    await flush.close();
+  }
+  if (Date.now() - lastPrune > 3_600_000) {
+    lastPrune = Date.now();
+    await pruneQueryLog(
+      req.store.sql,
+      new Date(flush.now().getTime() - QUERY_LOG_DAYS * 86_400_000).toISOString(),
+    );
+  }
+  const ok = flush.outcomes.filter((o) => o.status === 'ok');
+  return {
+    started_at: started.toISOString(),
+    finished_at: new Date().toISOString(),
+    queries: ok.length,
+    failed: flush.outcomes.filter((o) => o.status === 'failed').length,
+    profiles: ok.reduce((n, o) => n + o.profiles, 0),
+    batches: flush.outcomes,
+    waiting: flush.waiting,
+    warnings: [...warnings, ...flush.warnings],
+  };
+}
+
+/** A batch ready to run. */
+interface Prepared {
+  readonly batch: BatchRow;
+  /** The profiles of an add/remove batch, in order (empty for other kinds). */
+  readonly profiles: readonly Profile[];
+  /** The segment as it was when the batch's first event happened. */
+  readonly segment: { readonly id: number; readonly name: string };
+  /** It had been started by a process that died: it runs again. */
+  readonly resumed: boolean;
+  /** Formed by this flush (given back to the queue if it does not run). */
+  readonly fresh: boolean;
+}
+
+interface Result {
+  readonly status: 'ok' | 'failed' | 'skipped' | 'aborted';
+  readonly at: string;
+  readonly durationMs: number;
+  readonly error?: string;
+}
+
+interface Finished {
+  readonly prepared: Prepared;
+  readonly result: Result;
+}
+
+interface Waiting {
+  readonly reason: QueueWaiting['reason'];
+  readonly until?: string;
+}
+
+/** A batch's profiles (in slice order) and the segment as its first row recorded it. */
+function contents(
+  rows: readonly EventRow[],
+  slices: readonly Slice[],
+): Pick<Prepared, 'profiles' | 'segment'> {
+  const bySeq = new Map(rows.map((r) => [r.seq, r]));
+  const profiles: Profile[] = [];
+  for (const s of slices) {
+    const row = bySeq.get(s.seq);
+    if (row) profiles.push(...rowProfiles(row).slice(s.from, s.to));
+  }
+  const first = bySeq.get(slices[0]?.seq ?? -1);
+  return { profiles, segment: { id: first?.segmentId ?? 0, name: first?.segmentName ?? '' } };
+}
+
+class Flush {
+  readonly outcomes: BatchOutcome[] = [];
+  readonly waiting: QueueWaiting[] = [];
+  readonly warnings: string[] = [];
+  private readonly owner = newOwner();
+  private readonly sessions = new Map<string, Promise<Session>>();
+  private readonly templates = new Map<string, Template>();
+
+  constructor(private readonly req: FlushRequest) {}
+
+  now(): Date {
+    return this.req.now ?? new Date();
+  }
+
+  private wait(q: Queue, reason: QueueWaiting['reason'], until?: string): void {
+    this.waiting.push({
+      integration: q.integration,
+      segment: q.segment,
+      reason,
+      ...(until ? { until } : {}),
+    });
+  }
+
+  async queue(q: QueueSummary): Promise<void> {
+    const sql = this.req.store.sql;
+    if (this.req.signal?.aborted) return this.wait(q, 'aborted');
+    const integration = findIntegration(this.req.state, q.integration) ?? (await this.fromSnapshot(q));
+    if (!integration) return this.wait(q, 'integration_missing');
+    if (!integration.enabled) return this.wait(q, 'paused');
+    if (!(await acquireLease(sql, q, this.owner))) return this.wait(q, 'locked');
+    try {
+      await this.drain(q, integration);
+    } finally {
+      await releaseLease(sql, q, this.owner).catch(() => undefined);
+    }
+  }
+
+  /** A removed integration still runs the events that carry its last body (a delete_segment from apply). */
+  private async fromSnapshot(q: Queue): Promise<ResolvedIntegration | undefined> {
+    const [row] = await this.req.store.sql.all<{ snapshot: string }>(
+      `SELECT snapshot FROM segment_events WHERE integration = ? AND segment = ? AND snapshot IS NOT NULL
+        ORDER BY seq DESC LIMIT 1`,
+      [q.integration, q.segment],
+    );
+    return row ? findIntegration(null, q.integration, JSON.parse(row.snapshot)) : undefined;
+  }
+
+  /**
+   * Runs the queue's batches in order. While one batch's query runs on the connector, the
+   * previous batch is recorded as delivered and the next one is formed and rendered, so the store's
+   * work overlaps the connector's. Queries themselves never overlap: order per profile holds.
+   */
+  private async drain(q: QueueSummary, integration: ResolvedIntegration): Promise<void> {
+    const sql = this.req.store.sql;
+    const existing = await listBatches(sql, q);
+    const state = {
+      after: positionAfter(existing),
+      waitingProfiles: q.waitingProfiles,
+      lost: false,
+    };
+    const renew = setInterval(() => {
+      renewLease(sql, q, this.owner).then(
+        (held) => {
+          if (!held) state.lost = true;
+        },
+        () => undefined,
+      );
+    }, LEASE_MS / 3);
+    renew.unref();
+    try {
+      let next = await this.take(q, integration, existing, state);
+      let done: Finished | undefined;
+      while (next && 'batch' in next) {
+        const current = next;
+        const running = this.execute(integration, current);
+        // Let the driver send the query before the store's work below runs on this thread.
+        await new Promise((resolve) => setImmediate(resolve));
+        try {
+          if (done) await this.finish(integration, done);
+          done = undefined;
+          next =
+            this.req.signal?.aborted || state.lost
+              ? undefined
+              : await this.take(q, integration, existing, state);
+        } catch (e) {
+          await running;
+          throw e;
+        }
+        const result = await running;
+        if (result.status === 'ok' || result.status === 'skipped') {
+          done = { prepared: current, result };
+          continue;
+        }
+        // The queue stops at a failed or interrupted batch; one formed ahead goes back to the queue.
+        if (next && 'batch' in next && next.fresh) await unclaimBatch(sql, next.batch);
+        await this.finish(integration, { prepared: current, result });
+        return;
+      }
+      if (done) await this.finish(integration, done);
+      if (state.lost) this.wait(q, 'locked');
+      else if (this.req.signal?.aborted) this.wait(q, 'aborted');
+      else if (next) this.wait(q, next.reason, next.until);
+    } finally {
+      clearInterval(renew);
+    }
+  }
+
+  /** The next batch to run: an undelivered one from before, or a new one formed from the head when the queue is due. */
+  private async take(
+    q: QueueSummary,
+    integration: ResolvedIntegration,
+    existing: BatchRow[],
+    state: { after: Position; waitingProfiles: number },
+  ): Promise<Prepared | Waiting | undefined> {
+    const sql = this.req.store.sql;
+    const head = existing[0];
+    if (head) {
+      const interrupted = head.startedAt !== null;
+      if (
+        !interrupted &&
+        !this.req.all &&
+        head.nextAttemptAt &&
+        head.nextAttemptAt > this.now().toISOString()
+      )
+        return { reason: 'backoff', until: head.nextAttemptAt };
+      existing.shift();
+      const rows = await batchRows(sql, head);
+      return { batch: head, ...contents(rows, head.slices), resumed: interrupted, fresh: false };
+    }
+    const rows = await waitingRows(sql, q, state.after, integration.batchSize);
+    const first = rows[0]?.row;
+    if (!first) return undefined;
+    const oldestAt = new Date(first.enqueuedAt);
+    const due =
+      this.req.all ||
+      isDue({
+        headKind: first.kind,
+        waitingProfiles: state.waitingProfiles,
+        oldestAt,
+        batchSize: integration.batchSize,
+        timeoutMs: integration.timeoutMs,
+        now: this.now(),
+      });
+    if (!due) return { reason: 'not_due', until: dueAt(oldestAt, integration.timeoutMs).toISOString() };
+    const slices = headSlices(
+      rows.map(({ row, start }) => ({ seq: row.seq, kind: row.kind, count: row.count, start })),
+      integration.batchSize,
+    );
+    const batch = await claimBatch(sql, {
+      integration: q.integration,
+      segment: q.segment,
+      kind: first.kind,
+      slices,
+      now: this.now().toISOString(),
+    });
+    const last = slices.at(-1)!;
+    state.after = { seq: last.seq, to: last.to };
+    const prepared = {
+      batch,
+      ...contents(
+        rows.map((r) => r.row),
+        slices,
+      ),
+      resumed: false,
+      fresh: true,
+    };
+    state.waitingProfiles -= prepared.profiles.length;
+    return prepared;
+  }
+
+  /** Renders and runs one batch's query. Never throws: the result says what happened. */
+  private async execute(integration: ResolvedIntegration, p: Prepared): Promise<Result> {
+    const at = this.now().toISOString();
+    const t0 = performance.now();
+    const { batch } = p;
+    const result = (status: Result['status'], error?: string): Result => ({
+      status,
+      at,
+      durationMs: performance.now() - t0,
+      ...(error !== undefined ? { error } : {}),
+    });
+    const text = queryOf(integration, batch.kind);
+    // The query was removed from the integration after the event was queued: nothing can run it.
+    if (!text)
+      return result(
+        'skipped',
+        `not run: segment_integration.${integration.name} no longer has a \`${batch.kind}\` query`,
+      );
+    if (isProfileKind(batch.kind) && p.profiles.length === 0)
+      return result('skipped', 'not run: the batch holds no profiles');
+    try {
+      if (batch.startedAt === null) await markStarted(this.req.store.sql, batch, at);
+      const rendered = this.render(integration, batch, p, text);
+      const session = await this.session(integration);
+      if (!session.sql)
+        throw new ProviderError(`${integration.connector.address} cannot run SQL`, {
+          code: 'not_a_connector',
+          retryable: false,
+        });
+      await session.sql.execute({ sql: rendered, ...(this.req.signal ? { signal: this.req.signal } : {}) });
+      return result('ok');
+    } catch (e) {
+      return result(this.req.signal?.aborted ? 'aborted' : 'failed', errorMessage(e));
+    }
+  }
+
+  /** Records a batch's result: delivered or skipped (its events leave the queue), failed (it stays, with backoff), aborted. */
+  private async finish(integration: ResolvedIntegration, { prepared, result }: Finished): Promise<void> {
+    const sql = this.req.store.sql;
+    const { batch, resumed } = prepared;
+    const queue = { integration: batch.integration, segment: batch.segment };
+    const attempt = batch.attempts + 1;
+    const profiles = prepared.profiles.length;
+    const base = {
+      ...queue,
+      kind: batch.kind,
+      profiles,
+      attempt,
+      resumed,
+      duration_ms: Math.round(result.durationMs),
+    };
+    const log = {
+      ...queue,
+      kind: batch.kind,
+      at: result.at,
+      profiles,
+      durationMs: result.durationMs,
+      attempt,
+    };
+    switch (result.status) {
+      case 'ok':
+        await completeBatch(sql, batch, { ...log, ok: true });
+        this.record({ ...base, status: 'ok' });
+        return;
+      case 'skipped':
+        await completeBatch(sql, batch, { ...log, ok: false, message: result.error ?? 'skipped' });
+        this.record({ ...base, status: 'skipped', error: result.error ?? 'skipped' });
+        return;
+      case 'aborted':
+        // Cut short by a shutdown: left started, so the next flush runs it again at once.
+        this.wait(queue, 'aborted');
+        return;
+      case 'failed': {
+        const message = result.error ?? 'failed';
+        const next = nextAttemptAt(this.now(), attempt).toISOString();
+        await failBatch(sql, batch, {
+          attempts: attempt,
+          nextAttemptAt: next,
+          log: { ...log, ok: false, message },
+        });
+        this.record({ ...base, status: 'failed', error: message, next_attempt_at: next });
+        this.wait(queue, 'failed', next);
+        if (attempt >= MAX_ATTEMPTS && batch.alertedAt === null) {
+          const warning = await alertSegmentFailure({
+            store: this.req.store,
+            state: this.req.state,
+            configDir: this.req.configDir,
+            ...queue,
+            kind: batch.kind,
+            error: message,
+            attempts: attempt,
+            now: this.now(),
+          });
+          if (warning) this.warnings.push(`${integration.name}/${batch.segment}: ${warning}`);
+          await markAlerted(sql, batch, this.now().toISOString());
+        }
+        return;
+      }
+    }
+  }
+
+  private record(outcome: BatchOutcome): void {
+    this.outcomes.push(outcome);
+    this.req.onBatch?.(outcome);
+  }
+
+  private render(integration: ResolvedIntegration, batch: BatchRow, p: Prepared, text: string): string {
+    const cacheKey = `${integration.name}\u0000${batch.kind}\u0000${text}`;
+    let template = this.templates.get(cacheKey);
+    if (!template) {
+      const parsed = parseTemplate(text, integration.dialect);
+      if (!parsed.ok) {
+        const e = parsed.errors[0]!;
+        throw new UserError(
+          `segment_integration.${integration.name}: query \`${batch.kind}\`, line ${e.line} column ${e.column}: ${e.message}`,
+          { hint: 'fix the query and run `backflow apply`; the batch stays queued' },
+        );
+      }
+      template = parsed.template;
+      this.templates.set(cacheKey, template);
+    }
+    return renderTemplate({
+      template,
+      dialect: dialects[integration.dialect],
+      segment: p.segment,
+      batch: p.profiles,
+    });
+  }
+
+  private session(integration: ResolvedIntegration): Promise<Session> {
+    let s = this.sessions.get(integration.name);
+    if (!s) {
+      s = openSession({
+        resource: integration.connector,
+        configDir: this.req.configDir,
+        ...(this.req.signal ? { signal: this.req.signal } : {}),
+        ...(this.req.env ? { env: this.req.env } : {}),
+      });
+      s.catch(() => undefined);
+      this.sessions.set(integration.name, s);
+    }
+    return s;
+  }
+
+  async close(): Promise<void> {
+    for (const s of this.sessions.values()) await closeQuietly(await s.catch(() => undefined));
+  }
+}

@@ -2,8 +2,9 @@
  * Segment integrations: 100,000 profile additions into MariaDB with `batch.size: 500`, through
  * backflow's durable queue (enqueue into a SQLite runtime store, then flush: one rendered
  * seed-style `INSERT … ON DUPLICATE KEY UPDATE` per batch), against plain mysql2 multi-row inserts
- * of the same rows, 500 per statement, in the same run. Each side runs twice into an emptied
- * table; the faster run counts. Both tables must end up with every profile.
+ * of the same rows, 500 per statement, in the same run. Each side runs three times into an emptied
+ * table; the fastest run counts. Both tables must end up with every profile. Reported: queue then
+ * flush (as `segments add` + `segments flush`), and the flush alone.
  *
  * BENCH_MARIADB_URL=mysql://root@host:port/db uses a running server; otherwise one is started with
  * the test harness (Debian's mariadb-server). BENCH_SEGMENT_PROFILES sets the count.
@@ -57,7 +58,8 @@ interface Side {
 }
 
 async function server(): Promise<{ url: string; stop: () => Promise<void> }> {
-  if (process.env.BENCH_MARIADB_URL) return { url: process.env.BENCH_MARIADB_URL, stop: async () => undefined };
+  if (process.env.BENCH_MARIADB_URL)
+    return { url: process.env.BENCH_MARIADB_URL, stop: async () => undefined };
   const { start } = await import('../test/harness/mariadb.js');
   const s = await start();
   return { url: s.url, stop: () => s.stop() };
@@ -79,7 +81,7 @@ async function raw(conn: mysql.Connection, ids: readonly string[]): Promise<Side
   return { ms: performance.now() - t0 };
 }
 
-/** backflow: profiles into the durable queue (a SQLite runtime store), then one flush. */
+/** backflow: profiles into the durable queue (a SQLite runtime store), then one flush, as `segments add --file` and `segments flush` do. */
 async function backflow(conn: mysql.Connection, url: string, ids: readonly string[]): Promise<Side> {
   await conn.query('TRUNCATE TABLE mysegment_backflow');
   const dir = await mkdtemp(join(tmpdir(), 'backflow-bench-segments-'));
@@ -89,7 +91,8 @@ async function backflow(conn: mysql.Connection, url: string, ids: readonly strin
     const r = await readConfig(dir);
     if (!r.config) throw new Error(`bench config: ${JSON.stringify(r.diagnostics)}`);
     const backend = new LocalStateBackend(join(dir, '.backflow/state.json'));
-    const state: StateDocument = (await applyPlan({ plan: plan({ config: r.config, state: null }), backend })).state;
+    const state: StateDocument = (await applyPlan({ plan: plan({ config: r.config, state: null }), backend }))
+      .state;
     const store = await openStore({ url: 'sqlite:.backflow/store.db', configDir: dir });
     try {
       const t0 = performance.now();
@@ -101,7 +104,9 @@ async function backflow(conn: mysql.Connection, url: string, ids: readonly strin
       const report = await flushDue({ store, state, configDir: dir });
       const t2 = performance.now();
       if (report.failed || report.profiles !== ids.length)
-        throw new Error(`flush sent ${report.profiles} profiles, ${report.failed} failed: ${report.batches.find((b) => b.error)?.error}`);
+        throw new Error(
+          `flush sent ${report.profiles} profiles, ${report.failed} failed: ${report.batches.find((b) => b.error)?.error}`,
+        );
       return { ms: t2 - t0, enqueue_ms: t1 - t0, flush_ms: t2 - t1 };
     } finally {
       await store.close();
@@ -132,13 +137,14 @@ export async function run(): Promise<Record<string, unknown>> {
       await raw(conn, ids.slice(0, SIZE * 4)); // warm the server and the connection
       const raws: Side[] = [];
       const flows: Side[] = [];
-      for (let i = 0; i < 2; i++) {
+      for (let i = 0; i < 3; i++) {
         raws.push(await raw(conn, ids));
         flows.push(await backflow(conn, url, ids));
       }
       for (const t of ['mysegment_raw', 'mysegment_backflow']) {
         const [rows] = await conn.query<mysql.RowDataPacket[]>(`SELECT count(*) AS n FROM ${t}`);
-        if (Number(rows[0]!.n) !== profiles) throw new Error(`${t} holds ${rows[0]!.n} rows, not ${profiles}`);
+        if (Number(rows[0]!.n) !== profiles)
+          throw new Error(`${t} holds ${rows[0]!.n} rows, not ${profiles}`);
       }
       const r = best(raws);
       const b = best(flows);
@@ -152,7 +158,10 @@ export async function run(): Promise<Record<string, unknown>> {
         ratio: +(b.ms / r.ms).toFixed(2),
         flush_only_ratio: +((b.flush_ms ?? 0) / r.ms).toFixed(2),
         target_ratio: 1.5,
-        runs: { backflow_ms: flows.map((f) => round(f.ms)), mysql2_ms: raws.map((x) => round(x.ms)) },
+        runs: {
+          backflow_ms: flows.map((f) => round(f.ms)),
+          mysql2_ms: raws.map((x) => round(x.ms)),
+        },
       };
       console.log(
         `segments: ${profiles.toLocaleString('en')} profile additions into MariaDB, batch.size ${SIZE} — backflow ${result.backflow_ms} ms ` +

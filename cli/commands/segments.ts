@@ -1,6 +1,7 @@
 /** `backflow segments …`: events into segment queues, flushing them without the agent, statistics. */
 import { basename } from 'node:path';
 import { errorMessage, UserError } from '../../engine/errors.js';
+import { managedSegment } from '../../engine/segments/events.js';
 import {
   type EnqueueResult,
   enqueueClear,
@@ -64,7 +65,7 @@ export async function segmentsProfilesCommand(io: IO, opts: ProfilesOptions): Pr
     });
   const format = opts.format as ProfileFileFormat | undefined;
   return withRuntime(io, opts.dir, async ({ state, store }) => {
-    const segment = resolveSegment(state, opts.segment);
+    const segment = managedSegment(state, opts.segment, opts.kind);
     await checkFile(opts.file, format, segment.body.key);
     let total: EnqueueResult | undefined;
     let chunk: Profile[] = [];

@@ -36,9 +36,10 @@ export function renderFlush(r: FlushReport, style: Style): string {
   const lines: string[] = [];
   const total = r.queries + r.failed + r.batches.filter((b) => b.status === 'skipped').length;
   if (total === 0) lines.push('No batch was due.');
-  lines.push(
-    `Flushed: ${plural(r.queries, 'query', 'queries')} succeeded (${plural(r.profiles, 'profile')})${r.failed ? `, ${style.red(`${r.failed} failed`)} (kept queued; retried with backoff)` : ''}.`,
-  );
+  else
+    lines.push(
+      `Flushed: ${plural(r.queries, 'query', 'queries')} succeeded (${plural(r.profiles, 'profile')})${r.failed ? `, ${style.red(`${r.failed} failed`)} (kept queued; retried with backoff)` : ''}.`,
+    );
   for (const w of r.waiting)
     lines.push(
       `  waiting: ${w.integration}/${w.segment} — ${REASONS[w.reason] ?? w.reason}${w.until ? ` ${w.until}` : ''}`,

@@ -10,15 +10,15 @@ import {
 } from '../segments/index.js';
 import type { StateDocument } from '../state/types.js';
 import type { RuntimeStore } from '../store/types.js';
-import { afterRun } from '../sync/after-run.js';
 import { listOverview, parseTime } from '../sync/overview.js';
 import { replayRun } from '../sync/replay.js';
 import { requestReset } from '../sync/run.js';
 import { type ApiRequest, type ApiResponse, HttpError, type Route } from './http.js';
 import type { Leases } from './leases.js';
-import { type AgentLogger, runFields, runSummary } from './logger.js';
+import type { AgentLogger } from './logger.js';
 import type { AgentMetrics } from './metrics.js';
 import { mappingLease } from './recovery.js';
+import { finishedRun } from './report.js';
 import type { Scheduler } from './scheduler.js';
 
 /** What the API reads and drives. */
@@ -186,19 +186,14 @@ export function apiRoutes(ctx: ApiContext): Route[] {
           headers: { 'retry-after': '5' },
         });
       const run = outcome.value;
-      ctx.metrics.observeRun(run);
-      ctx.log.log(
-        run.status === 'failed' ? 'error' : 'info',
-        'run_finished',
-        runSummary(run),
-        runFields(run),
-      );
-      await afterRun({
+      await finishedRun({
         run,
         state,
         store: ctx.store,
         configDir: ctx.configDir,
-        log: (m) => ctx.log.warn('after_run', m),
+        log: ctx.log,
+        metrics: ctx.metrics,
+        event: 'run_finished',
       });
       return ok(run);
     }),

@@ -1,13 +1,22 @@
 import type { StateDocument } from '../state/types.js';
 import type { RuntimeStore } from '../store/types.js';
-import { afterRun } from '../sync/after-run.js';
 import { recommendedAction } from '../sync/errors.js';
 import type { SyncRun } from '../sync/types.js';
-import type { Leases } from './leases.js';
+import type { LeaseRow, Leases } from './leases.js';
 import type { AgentLogger } from './logger.js';
+import { finishedRun } from './report.js';
 
 /** The lease that serialises a mapping's syncs across agents. */
 export const mappingLease = (mapping: string) => `mapping:${mapping}`;
+
+/** Says so when a mapping's lease came from another (dead or stalled) agent rather than free. */
+export function logTakeover(log: AgentLogger, mapping: string, previous: LeaseRow | undefined): void {
+  if (previous)
+    log.info('lease_taken_over', `${mapping}: took over from ${previous.holder}`, {
+      mapping,
+      previous_holder: previous.holder,
+    });
+}
 
 export interface AbandonRequest {
   readonly store: RuntimeStore;
@@ -49,13 +58,7 @@ export async function abandonRun(req: AbandonRequest): Promise<SyncRun> {
     mapping: run.mapping,
     started_at: run.started_at,
   });
-  await afterRun({
-    run,
-    state: req.state,
-    store: req.store,
-    configDir: req.configDir,
-    log: (m) => req.log.warn('after_run', m, { run_id: run.id }),
-  });
+  await finishedRun({ run, state: req.state, store: req.store, configDir: req.configDir, log: req.log });
   return run;
 }
 
@@ -81,9 +84,10 @@ export async function recoverRuns(
   const unfinished = await req.store.listUnfinishedRuns();
   let abandoned = 0;
   for (const mapping of new Set(unfinished.map((r) => r.mapping))) {
-    const outcome = await req.leases.withLease(mappingLease(mapping), async () =>
-      abandonUnfinished({ ...req, mapping }),
-    );
+    const outcome = await req.leases.withLease(mappingLease(mapping), async ({ previous }) => {
+      logTakeover(req.log, mapping, previous);
+      return abandonUnfinished({ ...req, mapping });
+    });
     if (outcome.ran) abandoned += outcome.value;
   }
   return abandoned;

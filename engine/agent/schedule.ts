@@ -1,6 +1,8 @@
+import { randomUUID } from 'node:crypto';
 import { Cron } from 'croner';
 import { parseDuration } from '../config/durations.js';
 import type { Schedule } from '../config/types.gen.js';
+import type { StateDocument } from '../state/types.js';
 import type { RunStatus, RunTrigger, SyncRun } from '../sync/types.js';
 
 /** What the scheduler knows of a mapping's recent runs (from the store). */
@@ -111,4 +113,26 @@ export function dueAt(
   if (retry !== undefined && (scheduled === undefined || retry < scheduled))
     return { at: retry, trigger: 'retry' };
   return scheduled === undefined ? undefined : { at: scheduled, trigger: 'schedule' };
+}
+
+/** A mapping as the scheduler sees it in the applied state. */
+export interface MappingEntry {
+  readonly name: string;
+  readonly enabled?: boolean;
+  readonly schedule?: Schedule;
+}
+
+/** A run id in the sync engine's format: `run_YYYYMMDDhhmmss_xxxxxxxx`. */
+export function newRunId(now = new Date()): string {
+  return `run_${now
+    .toISOString()
+    .replace(/[-:T.Z]/g, '')
+    .slice(0, 14)}_${randomUUID().slice(0, 8)}`;
+}
+
+/** The applied mappings with what scheduling reads of them. */
+export function mappingsOf(state: StateDocument | null): MappingEntry[] {
+  return (state?.resources ?? [])
+    .filter((r) => r.kind === 'mapping')
+    .map((r) => ({ name: r.name, ...(r.body as { enabled?: boolean; schedule?: Schedule }) }));
 }

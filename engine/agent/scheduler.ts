@@ -1,15 +1,23 @@
-import { randomUUID } from 'node:crypto';
-import type { Schedule } from '../config/types.gen.js';
 import type { StateDocument } from '../state/types.js';
 import type { RuntimeStore } from '../store/types.js';
-import { afterRun } from '../sync/after-run.js';
 import { runSync } from '../sync/run.js';
 import type { RunTrigger, SyncRun } from '../sync/types.js';
 import type { Leases } from './leases.js';
-import { type AgentLogger, runFields, runSummary } from './logger.js';
+import type { AgentLogger } from './logger.js';
 import type { AgentMetrics } from './metrics.js';
-import { abandonUnfinished, mappingLease } from './recovery.js';
-import { dueAt, MAX_EARLY_RETRIES, NEVER_RAN, type Timing, timingOf } from './schedule.js';
+import { abandonUnfinished, logTakeover, mappingLease } from './recovery.js';
+import { finishedRun } from './report.js';
+import { type Requested, type RequestedSync, SyncRequests } from './requests.js';
+import {
+  dueAt,
+  MAX_EARLY_RETRIES,
+  type MappingEntry,
+  mappingsOf,
+  NEVER_RAN,
+  newRunId,
+  type Timing,
+  timingOf,
+} from './schedule.js';
 
 /** How long a mapping whose lease another agent holds is left alone before trying again. */
 const BUSY_BACKOFF_MS = 1_000;
@@ -30,20 +38,6 @@ export interface SchedulerRequest {
   readonly env?: NodeJS.ProcessEnv;
 }
 
-/** A sync asked for through the API, waiting for a slot and the mapping's lease. */
-export interface RequestedSync {
-  readonly id: string;
-  readonly mapping: string;
-  readonly requested_at: string;
-  readonly status: 'queued';
-  /** Settles with the run once it has finished (undefined when the agent stopped first). */
-  readonly done: Promise<SyncRun | undefined>;
-}
-
-interface Requested extends RequestedSync {
-  settle(run: SyncRun | undefined): void;
-}
-
 interface Job {
   readonly mapping: string;
   readonly runId: string;
@@ -51,25 +45,6 @@ interface Job {
   startedAt?: string;
   trigger?: RunTrigger;
   promise?: Promise<void>;
-}
-
-interface MappingEntry {
-  readonly name: string;
-  readonly enabled?: boolean;
-  readonly schedule?: Schedule;
-}
-
-export function newRunId(now = new Date()): string {
-  return `run_${now
-    .toISOString()
-    .replace(/[-:T.Z]/g, '')
-    .slice(0, 14)}_${randomUUID().slice(0, 8)}`;
-}
-
-function mappingsOf(state: StateDocument | null): MappingEntry[] {
-  return (state?.resources ?? [])
-    .filter((r) => r.kind === 'mapping')
-    .map((r) => ({ name: r.name, ...(r.body as { enabled?: boolean; schedule?: Schedule }) }));
 }
 
 /**
@@ -81,8 +56,13 @@ export class Scheduler {
   private readonly timings = new Map<string, Timing>();
   private readonly loading = new Set<string>();
   private readonly jobs = new Map<string, Job>();
-  private readonly requests = new Map<string, Requested>();
+  private readonly requests = new SyncRequests();
   private readonly notBefore = new Map<string, number>();
+  /** Due times by mapping, valid while its timing and schedule are the same objects/text (cron is not free). */
+  private readonly dueCache = new Map<
+    string,
+    { timing: Timing; key: string; due: ReturnType<typeof dueAt> }
+  >();
   private timer: NodeJS.Timeout | undefined;
   private stopping = false;
   /** In `--once` mode: the mappings still to run; nothing else is started. */
@@ -127,31 +107,13 @@ export class Scheduler {
   stateChanged(): void {
     const names = new Set(mappingsOf(this.req.state()).map((m) => m.name));
     for (const name of [...this.timings.keys()]) if (!names.has(name)) this.timings.delete(name);
-    for (const [name, r] of this.requests)
-      if (!names.has(name)) {
-        this.requests.delete(name);
-        r.settle(undefined);
-      }
+    this.requests.drop((name) => names.has(name));
     this.wake();
   }
 
   /** Queues a sync of `mapping` (coalesced with one already queued); it starts as soon as it can. */
   request(mapping: string): RequestedSync {
-    const existing = this.requests.get(mapping);
-    if (existing) return existing;
-    let settle!: (run: SyncRun | undefined) => void;
-    const done = new Promise<SyncRun | undefined>((resolve) => {
-      settle = resolve;
-    });
-    const r: Requested = {
-      id: newRunId(),
-      mapping,
-      requested_at: new Date().toISOString(),
-      status: 'queued',
-      done,
-      settle,
-    };
-    this.requests.set(mapping, r);
+    const r = this.requests.add(mapping);
     this.notBefore.delete(mapping);
     this.wake();
     return r;
@@ -159,17 +121,19 @@ export class Scheduler {
 
   /** A queued (not yet started) request by its future run id. */
   queued(id: string): RequestedSync | undefined {
-    return [...this.requests.values()].find((r) => r.id === id);
+    return this.requests.byId(id);
   }
 
-  /** Runs in flight on this agent. */
+  /** Runs in flight on this agent (started, not only waiting for their lease). */
   running(): readonly { mapping: string; run_id: string; trigger?: RunTrigger; started_at?: string }[] {
-    return [...this.jobs.values()].map((j) => ({
-      mapping: j.mapping,
-      run_id: j.runId,
-      ...(j.trigger ? { trigger: j.trigger } : {}),
-      ...(j.startedAt ? { started_at: j.startedAt } : {}),
-    }));
+    return [...this.jobs.values()]
+      .filter((j) => j.startedAt !== undefined)
+      .map((j) => ({
+        mapping: j.mapping,
+        run_id: j.runId,
+        ...(j.trigger ? { trigger: j.trigger } : {}),
+        started_at: j.startedAt,
+      }));
   }
 
   get size(): number {
@@ -184,8 +148,7 @@ export class Scheduler {
   async stop(graceMs: number, abortMs: number): Promise<boolean> {
     this.stopping = true;
     if (this.timer) clearTimeout(this.timer);
-    for (const r of this.requests.values()) r.settle(undefined);
-    this.requests.clear();
+    this.requests.drop();
     const all = () => Promise.allSettled([...this.jobs.values()].map((j) => j.promise)).then(() => true);
     if (this.jobs.size === 0) return true;
     if (graceMs > 0 && (await Promise.race([all(), sleep(graceMs).then(() => false)]))) return true;
@@ -213,16 +176,16 @@ export class Scheduler {
     let started = 0;
     const now = Date.now();
     const candidates: { name: string; at: number; trigger: RunTrigger; request?: Requested }[] = [];
-    for (const r of this.requests.values())
+    for (const r of this.requests.all())
       candidates.push({ name: r.mapping, at: 0, trigger: 'api', request: r });
     for (const m of mappingsOf(this.req.state())) {
       if (this.requests.has(m.name) || (this.onceLeft && !this.onceLeft.has(m.name))) continue;
       const t = this.timings.get(m.name);
       if (!t) {
-        void this.loadTiming(m.name);
+        if ((this.notBefore.get(m.name) ?? 0) <= now) void this.loadTiming(m.name);
         continue;
       }
-      const due = dueAt(m, t, now);
+      const due = this.cachedDue(m, t, now);
       if (due && due.at <= now) candidates.push({ name: m.name, at: due.at, trigger: due.trigger });
     }
     candidates.sort((a, b) => a.at - b.at);
@@ -236,8 +199,18 @@ export class Scheduler {
     return started;
   }
 
-  private async loadTiming(mapping: string): Promise<Timing> {
-    if (this.loading.has(mapping)) return this.timings.get(mapping) ?? NEVER_RAN;
+  private cachedDue(m: MappingEntry, t: Timing, now: number): ReturnType<typeof dueAt> {
+    const key = `${m.enabled !== false}${JSON.stringify(m.schedule)}`;
+    const hit = this.dueCache.get(m.name);
+    if (hit && hit.timing === t && hit.key === key) return hit.due;
+    const due = dueAt(m, t, now);
+    this.dueCache.set(m.name, { timing: t, key, due });
+    return due;
+  }
+
+  /** Reads the mapping's recent runs; `fresh` (under its lease) does not settle for a read in flight. */
+  private async loadTiming(mapping: string, fresh = false): Promise<Timing> {
+    if (this.loading.has(mapping) && !fresh) return this.timings.get(mapping) ?? NEVER_RAN;
     this.loading.add(mapping);
     try {
       const t = timingOf(
@@ -278,18 +251,14 @@ export class Scheduler {
     const outcome = await leases.withLease(
       mappingLease(job.mapping),
       async ({ signal, previous, setRun }) => {
-        if (previous)
-          log.info('lease_taken_over', `${job.mapping}: took over from ${previous.holder}`, {
-            mapping: job.mapping,
-            previous_holder: previous.holder,
-          });
+        logTakeover(log, job.mapping, previous);
         await abandonUnfinished({ store, state, configDir: this.req.configDir, log, mapping: job.mapping });
-        const timing = await this.loadTiming(job.mapping);
+        const timing = await this.loadTiming(job.mapping, true);
         const entry = mappingsOf(state).find((m) => m.name === job.mapping);
         const due = entry ? dueAt(entry, timing, Date.now()) : undefined;
         // Under the lease, with fresh history: another agent may have just run it.
         if (!request && (!due || due.at > Date.now())) return undefined;
-        if (request) this.requests.delete(job.mapping);
+        if (request) this.requests.take(job.mapping);
         job.trigger = request ? 'api' : (due?.trigger ?? 'schedule');
         job.startedAt = new Date().toISOString();
         setRun(job.runId);
@@ -332,20 +301,15 @@ export class Scheduler {
     const run = outcome.value;
     if (!run) return;
     this.finished.push(run);
-    this.req.metrics.observeRun(run);
-    log.log(
-      run.status === 'failed' ? 'error' : run.status === 'partial_success' ? 'warn' : 'info',
-      'run_finished',
-      runSummary(run),
-      runFields(run),
-    );
     request?.settle(run);
-    await afterRun({
+    await finishedRun({
       run,
       state,
       store,
       configDir: this.req.configDir,
-      log: (m) => log.warn('after_run', m, { run_id: run.id, mapping: run.mapping }),
+      log,
+      metrics: this.req.metrics,
+      event: 'run_finished',
     });
   }
 }

@@ -105,7 +105,7 @@ export interface ObserveRequest<T> {
   readonly observation: Observation;
   readonly policy: IncidentPolicy;
   /** Runs inside the transaction when the step sends a message (to enqueue it atomically). */
-  readonly onSend?: (tx: StoreSql, step: Step) => Promise<T>;
+  readonly onSend?: (tx: StoreSql, step: Step & { readonly send: MessageKind }) => Promise<T>;
 }
 
 /**
@@ -131,7 +131,9 @@ export async function observe<T = undefined>(req: ObserveRequest<T>): Promise<{ 
         // Lost the race to open it (PostgreSQL, read committed): the next SELECT sees the winner's row.
         if (!(await insert(tx, step.next))) continue;
       } else await update(tx, step.next);
-      return step.send && req.onSend ? { step, sent: await req.onSend(tx, step) } : { step };
+      return step.send && req.onSend
+        ? { step, sent: await req.onSend(tx, { ...step, send: step.send }) }
+        : { step };
     }
     throw new BugError(`alert ${req.alert}: the incident of ${req.topic} keeps changing under this process`);
   });

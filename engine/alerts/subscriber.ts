@@ -10,8 +10,8 @@ import type { AppliedAlert } from './types.js';
 /**
  * The after-run subscriber: first retries deliveries that are due (so older messages go out
  * first), then moves each covering alert's incident for the mapping along, enqueues the message it
- * calls for (alert, reminder, recovered) in the same transaction, and makes the inline attempts. Time is the run's finish time, so a run with
- * an injected clock drives storm control with that clock.
+ * calls for (alert, reminder, recovered) in the same transaction, and makes the inline attempts.
+ * Time is the run's finish time, so a run with an injected clock drives storm control with it.
  */
 export async function alertsAfterRun(ctx: AfterRunContext): Promise<void> {
   const { run } = ctx;
@@ -27,8 +27,13 @@ export async function alertsAfterRun(ctx: AfterRunContext): Promise<void> {
         observation: { outcome: outcome(alert, run.status), status: run.status, runId: run.id, at: now },
         policy: { repeatAfterMs: repeatAfterMs(alert.body.repeat_after) },
         onSend: (sql, step) => {
-          const kind = step.send!;
-          const message = runMessage({ alert: alert.name, kind, run, incident: step.previous, now });
+          const message = runMessage({
+            alert: alert.name,
+            kind: step.send,
+            run,
+            incident: step.previous,
+            now,
+          });
           return enqueue({ sql, alert, message, now });
         },
       });

@@ -7,6 +7,7 @@ import { UserError } from '../errors.js';
 import type { StateDocument } from '../state/types.js';
 import type { StoreSql } from '../store/sql.js';
 import type { RuntimeStore } from '../store/types.js';
+import { catchUpApplyEffects } from './effects.js';
 import {
   clearMembers,
   getMembers,
@@ -54,6 +55,7 @@ export async function enqueueProfiles(req: EnqueueProfilesRequest): Promise<Enqu
       },
     );
   const integrations = integrationsFor(req.state, segment.name);
+  await catchUpApplyEffects(req);
   const now = (req.now ?? new Date()).toISOString();
   const profiles = [...byKey.values()];
   const events = await req.store.sql.transaction(async (tx) => {
@@ -103,6 +105,7 @@ export interface EnqueueClearRequest {
 export async function enqueueClear(req: EnqueueClearRequest): Promise<EnqueueResult> {
   const segment = managedSegment(req.state, req.segment, 'clear');
   const integrations = integrationsFor(req.state, segment.name);
+  await catchUpApplyEffects(req);
   const now = (req.now ?? new Date()).toISOString();
   let members = 0;
   const events = await req.store.sql.transaction(async (tx) => {
@@ -164,6 +167,7 @@ export async function resync(req: ResyncRequest): Promise<EnqueueResult> {
         }`,
       });
   }
+  await catchUpApplyEffects(req);
   const now = (req.now ?? new Date()).toISOString();
   let members = 0;
   const events = await req.store.sql.transaction(async (tx) => {
@@ -222,7 +226,7 @@ function group(
 }
 
 /** Profile events and clears come from the CLI and the agent's API only for `members: managed`. */
-function managedSegment(state: StateDocument | null, name: string, what: string): ResolvedSegment {
+export function managedSegment(state: StateDocument | null, name: string, what: string): ResolvedSegment {
   const segment = resolveSegment(state, name);
   if (segment.body.members !== 'managed') {
     const model = typeof segment.body.members === 'object' ? segment.body.members.model : '?';

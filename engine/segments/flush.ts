@@ -113,6 +113,8 @@ interface Prepared {
   readonly profiles: readonly Profile[];
   /** The segment as it was when the batch's first event happened. */
   readonly segment: { readonly id: number; readonly name: string };
+  /** The rendered query, or why there is none: rendered while the previous batch's query runs. */
+  readonly query: { readonly sql: string } | { readonly skip: string } | { readonly error: string };
   /** It had been started by a process that died: it runs again. */
   readonly resumed: boolean;
   /** Formed by this flush (given back to the queue if it does not run). */
@@ -224,6 +226,12 @@ class Flush {
       let next = await this.take(q, integration, existing, state);
       let done: Finished | undefined;
       while (next && 'batch' in next) {
+        if (state.lost) break;
+        if (this.req.signal?.aborted) {
+          // A batch formed ahead and never started goes back to the queue.
+          if (next.fresh) await unclaimBatch(sql, next.batch);
+          break;
+        }
         const current = next;
         const running = this.execute(integration, current);
         // Let the driver send the query before the store's work below runs on this thread.
@@ -252,7 +260,7 @@ class Flush {
       if (done) await this.finish(integration, done);
       if (state.lost) this.wait(q, 'locked');
       else if (this.req.signal?.aborted) this.wait(q, 'aborted');
-      else if (next) this.wait(q, next.reason, next.until);
+      else if (next && !('batch' in next)) this.wait(q, next.reason, next.until);
     } finally {
       clearInterval(renew);
     }
@@ -277,8 +285,14 @@ class Flush {
       )
         return { reason: 'backoff', until: head.nextAttemptAt };
       existing.shift();
-      const rows = await batchRows(sql, head);
-      return { batch: head, ...contents(rows, head.slices), resumed: interrupted, fresh: false };
+      const c = contents(await batchRows(sql, head), head.slices);
+      return {
+        batch: head,
+        ...c,
+        query: this.query(integration, head, c),
+        resumed: interrupted,
+        fresh: false,
+      };
     }
     const rows = await waitingRows(sql, q, state.after, integration.batchSize);
     const first = rows[0]?.row;
@@ -308,20 +322,15 @@ class Flush {
     });
     const last = slices.at(-1)!;
     state.after = { seq: last.seq, to: last.to };
-    const prepared = {
-      batch,
-      ...contents(
-        rows.map((r) => r.row),
-        slices,
-      ),
-      resumed: false,
-      fresh: true,
-    };
-    state.waitingProfiles -= prepared.profiles.length;
-    return prepared;
+    const c = contents(
+      rows.map((r) => r.row),
+      slices,
+    );
+    state.waitingProfiles -= c.profiles.length;
+    return { batch, ...c, query: this.query(integration, batch, c), resumed: false, fresh: true };
   }
 
-  /** Renders and runs one batch's query. Never throws: the result says what happened. */
+  /** Runs one batch's (already rendered) query. Never throws: the result says what happened. */
   private async execute(integration: ResolvedIntegration, p: Prepared): Promise<Result> {
     const at = this.now().toISOString();
     const t0 = performance.now();
@@ -332,25 +341,20 @@ class Flush {
       durationMs: performance.now() - t0,
       ...(error !== undefined ? { error } : {}),
     });
-    const text = queryOf(integration, batch.kind);
-    // The query was removed from the integration after the event was queued: nothing can run it.
-    if (!text)
-      return result(
-        'skipped',
-        `not run: segment_integration.${integration.name} no longer has a \`${batch.kind}\` query`,
-      );
-    if (isProfileKind(batch.kind) && p.profiles.length === 0)
-      return result('skipped', 'not run: the batch holds no profiles');
+    if ('skip' in p.query) return result('skipped', p.query.skip);
+    if ('error' in p.query) return result('failed', p.query.error);
     try {
       if (batch.startedAt === null) await markStarted(this.req.store.sql, batch, at);
-      const rendered = this.render(integration, batch, p, text);
       const session = await this.session(integration);
       if (!session.sql)
         throw new ProviderError(`${integration.connector.address} cannot run SQL`, {
           code: 'not_a_connector',
           retryable: false,
         });
-      await session.sql.execute({ sql: rendered, ...(this.req.signal ? { signal: this.req.signal } : {}) });
+      await session.sql.execute({
+        sql: p.query.sql,
+        ...(this.req.signal ? { signal: this.req.signal } : {}),
+      });
       return result('ok');
     } catch (e) {
       return result(this.req.signal?.aborted ? 'aborted' : 'failed', errorMessage(e));
@@ -427,27 +431,40 @@ class Flush {
     this.req.onBatch?.(outcome);
   }
 
-  private render(integration: ResolvedIntegration, batch: BatchRow, p: Prepared, text: string): string {
-    const cacheKey = `${integration.name}\u0000${batch.kind}\u0000${text}`;
-    let template = this.templates.get(cacheKey);
-    if (!template) {
-      const parsed = parseTemplate(text, integration.dialect);
-      if (!parsed.ok) {
-        const e = parsed.errors[0]!;
-        throw new UserError(
-          `segment_integration.${integration.name}: query \`${batch.kind}\`, line ${e.line} column ${e.column}: ${e.message}`,
-          { hint: 'fix the query and run `backflow apply`; the batch stays queued' },
-        );
+  /** The batch's query, rendered; a template or value that cannot render is the batch's error. */
+  private query(
+    integration: ResolvedIntegration,
+    batch: BatchRow,
+    c: Pick<Prepared, 'profiles' | 'segment'>,
+  ): Prepared['query'] {
+    const text = queryOf(integration, batch.kind);
+    // The query was removed from the integration after the event was queued: nothing can run it.
+    if (!text)
+      return {
+        skip: `not run: segment_integration.${integration.name} no longer has a \`${batch.kind}\` query`,
+      };
+    if (isProfileKind(batch.kind) && c.profiles.length === 0)
+      return { skip: 'not run: the batch holds no profiles' };
+    try {
+      const cacheKey = `${integration.name}\u0000${batch.kind}\u0000${text}`;
+      let template = this.templates.get(cacheKey);
+      if (!template) {
+        const parsed = parseTemplate(text, integration.dialect);
+        if (!parsed.ok) {
+          const e = parsed.errors[0]!;
+          throw new UserError(
+            `segment_integration.${integration.name}: query \`${batch.kind}\`, line ${e.line} column ${e.column}: ${e.message}`,
+            { hint: 'fix the query and run `backflow apply`; the batch stays queued' },
+          );
+        }
+        template = parsed.template;
+        this.templates.set(cacheKey, template);
       }
-      template = parsed.template;
-      this.templates.set(cacheKey, template);
+      const dialect = dialects[integration.dialect];
+      return { sql: renderTemplate({ template, dialect, segment: c.segment, batch: c.profiles }) };
+    } catch (e) {
+      return { error: errorMessage(e) };
     }
-    return renderTemplate({
-      template,
-      dialect: dialects[integration.dialect],
-      segment: p.segment,
-      batch: p.profiles,
-    });
   }
 
   private session(integration: ResolvedIntegration): Promise<Session> {

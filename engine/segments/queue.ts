@@ -274,14 +274,15 @@ export async function claimBatch(
 ): Promise<BatchRow> {
   const profiles = req.slices.reduce((n, s) => n + (s.to - s.from), 0);
   const last = req.slices.at(-1)!;
-  const [row] = await sql.all<Record<string, unknown>>(
+  const events = profiles || 1;
+  const [row] = await sql.all<{ id: unknown }>(
     `INSERT INTO segment_batches (integration, segment, kind, events, last_seq, last_to, slices, created_at, attempts, started_at)
-     VALUES (?, ?, ?, ?, ?, ?, ?, ?, 0, ?) RETURNING *`,
+     VALUES (?, ?, ?, ?, ?, ?, ?, ?, 0, ?) RETURNING id`,
     [
       req.integration,
       req.segment,
       req.kind,
-      profiles || 1,
+      events,
       last.seq,
       last.to,
       JSON.stringify(req.slices),
@@ -289,7 +290,21 @@ export async function claimBatch(
       req.now,
     ],
   );
-  return toBatch(row!);
+  return {
+    id: Number(row!.id),
+    integration: req.integration,
+    segment: req.segment,
+    kind: req.kind,
+    events,
+    slices: req.slices,
+    createdAt: req.now,
+    attempts: 0,
+    nextAttemptAt: null,
+    startedAt: req.now,
+    lastError: null,
+    lastErrorAt: null,
+    alertedAt: null,
+  };
 }
 
 /** Gives a batch's events back to the queue (a batch formed ahead that will not run now). */

@@ -11,6 +11,7 @@ import { closeQuietly, openSession } from '../connections.js';
 import { ProviderError, UserError } from '../errors.js';
 import type { StateDocument } from '../state/types.js';
 import type { RuntimeStore } from '../store/types.js';
+import { catchUpApplyEffects } from './effects.js';
 import { queueProfileEvents } from './events.js';
 import { getMembers, pageMembers, removeMembers, touchMembers, upsertMembers } from './membership.js';
 import { type StoredProfile, storedProfile } from './profiles.js';
@@ -66,6 +67,7 @@ async function refreshOne(req: RefreshRequest, segment: ResolvedSegment): Promis
       },
     );
   const integrations = integrationsFor(req.state, segment.name);
+  await catchUpApplyEffects(req);
   const now = () => (req.now ?? new Date()).toISOString();
   const token = randomUUID();
   const report = {

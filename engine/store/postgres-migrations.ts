@@ -115,7 +115,9 @@ export async function applyPgMigrations(
 ): Promise<number[]> {
   list.forEach((m, i) => {
     if (i > 0 && m.version <= list[i - 1]!.version)
-      throw new BugError(`store migration ${m.name} has version ${m.version}, not after ${list[i - 1]!.version}`);
+      throw new BugError(
+        `store migration ${m.name} has version ${m.version}, not after ${list[i - 1]!.version}`,
+      );
   });
   const latest = list.at(-1)?.version ?? 0;
   await client.query('BEGIN');
@@ -127,7 +129,9 @@ export async function applyPgMigrations(
       applied_at timestamptz NOT NULL DEFAULT now()
     )`);
     const done = new Set(
-      (await client.query<{ version: number }>('SELECT version FROM schema_migrations')).rows.map((r) => r.version),
+      (await client.query<{ version: number }>('SELECT version FROM schema_migrations')).rows.map(
+        (r) => r.version,
+      ),
     );
     const have = Math.max(0, ...done);
     if (have > latest) {

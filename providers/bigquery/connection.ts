@@ -2,6 +2,7 @@ import { existsSync } from 'node:fs';
 import { isAbsolute, resolve } from 'node:path';
 import { BigQuery, type Job, type Query } from '@google-cloud/bigquery';
 import { type ConnectionSettings, ProviderError, type Row, UserError } from '../sdk.js';
+import { optionalTimeout } from '../sql/settings.js';
 
 /** A BigQuery connection's settings, checked once when the session opens. */
 export interface BigquerySettings {
@@ -17,7 +18,6 @@ export interface BigquerySettings {
   readonly statementTimeoutMs?: number;
 }
 
-const UNIT_MS: Readonly<Record<string, number>> = { ms: 1, s: 1_000, m: 60_000, h: 3_600_000, d: 86_400_000 };
 const NAME = /^[A-Za-z0-9_.:-]+$/;
 
 /**
@@ -66,18 +66,6 @@ export function parseBigquerySettings(
     where: `${project}/${dataset}`,
     ...optionalTimeout(settings.statement_timeout, address),
   };
-}
-
-function optionalTimeout(text: string | undefined, address: string): { statementTimeoutMs?: number } {
-  if (text === undefined) return {};
-  const m = /^(\d+)(ms|s|m|h|d)$/.exec(text.trim());
-  const unit = m?.[2] === undefined ? undefined : UNIT_MS[m[2]];
-  if (m?.[1] === undefined || unit === undefined || Number(m[1]) === 0) {
-    throw new UserError(`${address}: \`statement_timeout\` ${JSON.stringify(text)} is not a duration`, {
-      hint: 'write a number and a unit: 500ms, 30s, 5m',
-    });
-  }
-  return { statementTimeoutMs: Number(m[1]) * unit };
 }
 
 export function createBigqueryClient(s: BigquerySettings): BigQuery {

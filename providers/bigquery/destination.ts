@@ -10,6 +10,8 @@ import {
   type RecordResult,
   UserError,
 } from '../sdk.js';
+import { bisect } from '../sql/isolate.js';
+import { checkLoadRequest, groupByOperation, tableNotFound } from '../sql/load-plan.js';
 import { type BigquerySettings, errorReason, jobOptions, runJob, toProviderError } from './connection.js';
 import { dialect } from './dialect.js';
 import type { SchemaField } from './source.js';
@@ -50,7 +52,6 @@ export interface BigqueryBatch {
 }
 
 const OK: RecordResult = { status: 'ok' };
-const DB_ACTIONS: ReadonlySet<ActionName> = new Set(['upsert', 'insert', 'update', 'delete', 'mirror']);
 
 /**
  * Loads records into a BigQuery table with DML, one job per batch: the records travel as one query
@@ -106,64 +107,48 @@ export class BigqueryDestination implements DestinationCapability {
 
   async load(req: LoadRequest): Promise<readonly RecordResult[]> {
     req.signal?.throwIfAborted();
-    if (!DB_ACTIONS.has(req.action))
-      throw new UserError(`bigquery destinations have no action \`${req.action}\``, {
-        hint: 'use upsert, insert, update, delete or mirror',
-      });
-    const table = req.options.table;
-    if (!table) throw new UserError(`action ${req.action} needs \`table\``);
-    const key = req.options.key;
-    if (!key && req.action !== 'insert') throw new UserError(`action ${req.action} needs \`key\``);
+    const { table, key } = checkLoadRequest(req, 'bigquery');
     if (req.records.length === 0) return [];
 
     const info = await this.table(table, false);
-    if (!info)
-      throw new ProviderError(`table ${table} does not exist in ${this.settings.where}`, {
-        code: 'table_not_found',
-        retryable: false,
-        hint: 'create the table, or run `backflow plan` to check the mapping',
-      });
+    if (!info) throw tableNotFound(table, this.settings.where);
 
     const results: (RecordResult | undefined)[] = new Array(req.records.length);
-    const groups = new Map<Operation, Item[]>();
-    req.records.forEach((record, index) => {
-      const op = operation(req.action, record);
-      if (op === undefined) {
-        results[index] = {
-          status: 'rejected',
-          code: 'unsupported_change',
-          message: `action ${req.action} cannot carry a ${record.change} record`,
-        };
-        return;
-      }
-      const group = groups.get(op) ?? [];
-      groups.set(op, group);
-      group.push(itemOf(record, index, op, key));
-    });
+    const groups = groupByOperation(
+      req,
+      results,
+      operation,
+      (record, index, op): Item => itemOf(record, index, op, key),
+    );
 
     try {
       for (const op of ['delete', 'update', 'mirror', 'upsert', 'insert'] as const) {
         const items = groups.get(op);
         if (!items) continue;
         const columns = columnsOf(items, op, key, info, table);
-        await bisect(items, results, async (part) => {
-          req.signal?.throwIfAborted();
-          const statement = buildStatement(op, {
-            table,
-            columns,
-            rows: part.map((it) => (it.row === null ? null : columns.map((c) => rowValue(it, c, key)))),
-            keys: part.map((it) => it.key),
-          });
-          if (!statement) return;
-          await runJob(
-            this.client,
-            jobOptions(this.settings, statement.sql, {
-              params: statement.params,
-              types: statement.types as Query['types'],
-            }),
-            req.signal,
-          );
-        });
+        await bisect(
+          items,
+          results,
+          async (part) => {
+            req.signal?.throwIfAborted();
+            const statement = buildStatement(op, {
+              table,
+              columns,
+              rows: part.map((it) => (it.row === null ? null : columns.map((c) => rowValue(it, c, key)))),
+              keys: part.map((it) => it.key),
+            });
+            if (!statement) return;
+            await runJob(
+              this.client,
+              jobOptions(this.settings, statement.sql, {
+                params: statement.params,
+                types: statement.types as Query['types'],
+              }),
+              req.signal,
+            );
+          },
+          ISOLATION,
+        );
       }
     } catch (e) {
       if (e instanceof UserError || req.signal?.aborted) throw e;
@@ -453,38 +438,12 @@ function isRecordError(e: unknown): boolean {
   return (reason === 'invalidQuery' || reason === 'invalid') && !STATEMENT_MESSAGES.test(message);
 }
 
+const ISOLATION = { isRecordError, rejection, singlesUpTo: 0 };
+
 function rejection(e: unknown): RecordResult {
   const message = e instanceof Error ? e.message : String(e);
   const code = /must match at most one source row/i.test(message)
     ? 'duplicate_key_in_batch'
     : 'invalid_value';
   return { status: 'rejected', code, message };
-}
-
-/**
- * Runs `write` on all items; when it fails on a value, splits the items in halves and tries again
- * until each failing record is alone and rejected with BigQuery's message. Other errors (the
- * credentials, the table, quotas) propagate.
- */
-async function bisect(
-  items: readonly Item[],
-  results: (RecordResult | undefined)[],
-  write: (part: readonly Item[]) => Promise<void>,
-): Promise<void> {
-  const stack: (readonly Item[])[] = [items];
-  while (stack.length) {
-    const part = stack.pop()!;
-    try {
-      await write(part);
-      for (const it of part) results[it.index] = OK;
-    } catch (e) {
-      if (!isRecordError(e)) throw e;
-      if (part.length === 1) {
-        results[part[0]!.index] = rejection(e);
-        continue;
-      }
-      const mid = Math.ceil(part.length / 2);
-      stack.push(part.slice(mid), part.slice(0, mid));
-    }
-  }
 }

@@ -5,6 +5,7 @@ import {
   createClient,
 } from '@clickhouse/client';
 import { type ConnectionSettings, ProviderError, UserError } from '../sdk.js';
+import { optionalTimeout, parseUrl } from '../sql/settings.js';
 
 /** A ClickHouse connection's settings, checked once when the session opens. */
 export interface ClickhouseSettings {
@@ -19,27 +20,16 @@ export interface ClickhouseSettings {
   readonly statementTimeoutMs?: number;
 }
 
-const UNIT_MS: Readonly<Record<string, number>> = { ms: 1, s: 1_000, m: 60_000, h: 3_600_000, d: 86_400_000 };
-
 /**
  * `clickhouse://user:pass@host:8123/db` (HTTP) or `clickhouses://…` (HTTPS, default port 8443). An
  * `http(s)://` URL of the HTTP interface is taken as it is. The database defaults to `default`.
  */
 export function parseClickhouseSettings(settings: ConnectionSettings, address: string): ClickhouseSettings {
-  if (!settings.url) {
-    throw new UserError(`${address}: a clickhouse connection needs \`url\``, {
-      hint: `set url: clickhouse://user:$\{env:CLICKHOUSE_PASSWORD}@host:8123/database`,
-    });
-  }
-  let parsed: URL;
-  try {
-    parsed = new URL(settings.url);
-  } catch {
-    // No cause: the URL may hold a resolved password.
-    throw new UserError(`${address}: \`url\` is not a valid URL`, {
-      hint: 'use clickhouse://user@host:8123/database',
-    });
-  }
+  const { parsed } = parseUrl(settings, address, {
+    needs: 'a clickhouse',
+    example: 'clickhouse://user:${env:CLICKHOUSE_PASSWORD}@host:8123/database',
+    use: 'clickhouse://user@host:8123/database',
+  });
   const secure =
     parsed.protocol === 'clickhouses:' ||
     parsed.protocol === 'https:' ||
@@ -61,18 +51,6 @@ export function parseClickhouseSettings(settings: ConnectionSettings, address: s
     where: `${host}:${port}/${database}`,
     ...optionalTimeout(settings.statement_timeout, address),
   };
-}
-
-function optionalTimeout(text: string | undefined, address: string): { statementTimeoutMs?: number } {
-  if (text === undefined) return {};
-  const m = /^(\d+)(ms|s|m|h|d)$/.exec(text.trim());
-  const unit = m?.[2] === undefined ? undefined : UNIT_MS[m[2]];
-  if (m?.[1] === undefined || unit === undefined || Number(m[1]) === 0) {
-    throw new UserError(`${address}: \`statement_timeout\` ${JSON.stringify(text)} is not a duration`, {
-      hint: 'write a number and a unit: 500ms, 30s, 5m',
-    });
-  }
-  return { statementTimeoutMs: Number(m[1]) * unit };
 }
 
 /**

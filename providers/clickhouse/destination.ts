@@ -10,6 +10,9 @@ import {
   type RecordResult,
   UserError,
 } from '../sdk.js';
+import { bisect } from '../sql/isolate.js';
+import { checkLoadRequest, groupByOperation, tableNotFound } from '../sql/load-plan.js';
+import { suggestByPrefix as suggest } from '../sql/suggest.js';
 import { type ClickhouseSettings, querySettings, serverError, toProviderError } from './connection.js';
 import { dialect } from './dialect.js';
 
@@ -31,7 +34,6 @@ interface Item {
 }
 
 const OK: RecordResult = { status: 'ok' };
-const DB_ACTIONS: ReadonlySet<ActionName> = new Set(['upsert', 'insert', 'update', 'delete', 'mirror']);
 
 /**
  * Loads records into a ClickHouse table, the ClickHouse way:
@@ -95,40 +97,19 @@ export class ClickhouseDestination implements DestinationCapability {
 
   async load(req: LoadRequest): Promise<readonly RecordResult[]> {
     req.signal?.throwIfAborted();
-    if (!DB_ACTIONS.has(req.action))
-      throw new UserError(`clickhouse destinations have no action \`${req.action}\``, {
-        hint: 'use upsert, insert, update, delete or mirror',
-      });
-    const table = req.options.table;
-    if (!table) throw new UserError(`action ${req.action} needs \`table\``);
-    const key = req.options.key;
-    if (!key && req.action !== 'insert') throw new UserError(`action ${req.action} needs \`key\``);
+    const { table, key } = checkLoadRequest(req, 'clickhouse');
     if (req.records.length === 0) return [];
 
     const info = await this.table(table, false);
-    if (!info)
-      throw new ProviderError(`table ${table} does not exist in ${this.settings.where}`, {
-        code: 'table_not_found',
-        retryable: false,
-        hint: 'create the table, or run `backflow plan` to check the mapping',
-      });
+    if (!info) throw tableNotFound(table, this.settings.where);
 
     const results: (RecordResult | undefined)[] = new Array(req.records.length);
-    const groups = new Map<Operation, Item[]>();
-    req.records.forEach((record, index) => {
-      const op = operation(req.action, record);
-      if (op === undefined) {
-        results[index] = {
-          status: 'rejected',
-          code: 'unsupported_change',
-          message: `action ${req.action} cannot carry a ${record.change} record`,
-        };
-        return;
-      }
-      const group = groups.get(op) ?? [];
-      groups.set(op, group);
-      group.push(itemOf(record, index, op, key));
-    });
+    const groups = groupByOperation(
+      req,
+      results,
+      operation,
+      (record, index, op): Item => itemOf(record, index, op, key),
+    );
 
     try {
       // A batch never holds the same key twice, so the order of the operations is free.
@@ -136,10 +117,15 @@ export class ClickhouseDestination implements DestinationCapability {
         const items = groups.get(op);
         if (!items) continue;
         checkColumns(items, op, key, info, table);
-        await bisect(items, results, async (part) => {
-          req.signal?.throwIfAborted();
-          await this.write(op, table, key, info, part, req.signal);
-        });
+        await bisect(
+          items,
+          results,
+          async (part) => {
+            req.signal?.throwIfAborted();
+            await this.write(op, table, key, info, part, req.signal);
+          },
+          ISOLATION,
+        );
       }
     } catch (e) {
       if (e instanceof UserError || req.signal?.aborted) throw e;
@@ -484,40 +470,11 @@ const REJECT_CODES: Readonly<Record<number, string>> = {
   469: 'constraint_violation',
 };
 
+const ISOLATION = { isRecordError, rejection };
+
 function rejection(e: unknown): RecordResult {
   const s = serverError(e)!;
   return { status: 'rejected', code: REJECT_CODES[s.code] ?? 'invalid_value', message: s.message };
-}
-
-/**
- * Runs `write` on all items; when it fails on a value, splits the items in halves and tries again
- * until each failing record is alone and rejected with the server's message. Other errors (the
- * connection, the table) propagate. k bad records cost about 2·k·log2(n) statements.
- */
-async function bisect(
-  items: readonly Item[],
-  results: (RecordResult | undefined)[],
-  write: (part: readonly Item[]) => Promise<void>,
-): Promise<void> {
-  const stack: (readonly Item[])[] = [items];
-  while (stack.length) {
-    const part = stack.pop()!;
-    try {
-      await write(part);
-      for (const it of part) results[it.index] = OK;
-    } catch (e) {
-      if (!isRecordError(e)) throw e;
-      if (part.length === 1) {
-        results[part[0]!.index] = rejection(e);
-        continue;
-      }
-      if (part.length <= 4) for (let i = part.length - 1; i >= 0; i--) stack.push([part[i]!]);
-      else {
-        const mid = Math.ceil(part.length / 2);
-        stack.push(part.slice(mid), part.slice(0, mid));
-      }
-    }
-  }
 }
 
 function sleep(ms: number, signal: AbortSignal | undefined): Promise<void> {
@@ -533,14 +490,4 @@ function sleep(ms: number, signal: AbortSignal | undefined): Promise<void> {
     };
     signal?.addEventListener('abort', onAbort, { once: true });
   });
-}
-
-/** A "did you mean" hint from the table's columns (a case-only difference or a shared prefix). */
-function suggest(name: string, candidates: readonly string[]): string | undefined {
-  const lower = name.toLowerCase();
-  const close =
-    candidates.find((c) => c.toLowerCase() === lower) ??
-    candidates.find((c) => c.toLowerCase().startsWith(lower.slice(0, 3)));
-  if (close !== undefined) return `did you mean ${close}?`;
-  return candidates.length ? `the table's columns: ${candidates.join(', ')}` : undefined;
 }

@@ -1,6 +1,7 @@
 import { createRequire } from 'node:module';
 import type { Readable } from 'node:stream';
 import { type ConnectionSettings, ProviderError, UserError } from '../sdk.js';
+import { optionalTimeout, parseUrl } from '../sql/settings.js';
 
 /** A SQL Server connection's settings, checked once when the session opens. */
 export interface MssqlSettings {
@@ -18,7 +19,6 @@ export interface MssqlSettings {
   readonly statementTimeoutMs?: number;
 }
 
-const UNIT_MS: Readonly<Record<string, number>> = { ms: 1, s: 1_000, m: 60_000, h: 3_600_000, d: 86_400_000 };
 const TRUE = new Set(['1', 'true', 'yes']);
 const FALSE = new Set(['0', 'false', 'no']);
 
@@ -27,20 +27,11 @@ const FALSE = new Set(['0', 'false', 'no']);
  * (`sqlserver://` too). Encryption is on by default, as in the driver.
  */
 export function parseMssqlSettings(settings: ConnectionSettings, address: string): MssqlSettings {
-  if (!settings.url) {
-    throw new UserError(`${address}: an mssql connection needs \`url\``, {
-      hint: `set url: mssql://user:$\{env:MSSQL_PASSWORD}@host:1433/database`,
-    });
-  }
-  let parsed: URL;
-  try {
-    parsed = new URL(settings.url);
-  } catch {
-    // No cause: the URL may hold a resolved password.
-    throw new UserError(`${address}: \`url\` is not a valid URL`, {
-      hint: 'use mssql://user@host:1433/database',
-    });
-  }
+  const { parsed } = parseUrl(settings, address, {
+    needs: 'an mssql',
+    example: 'mssql://user:${env:MSSQL_PASSWORD}@host:1433/database',
+    use: 'mssql://user@host:1433/database',
+  });
   if (parsed.protocol !== 'mssql:' && parsed.protocol !== 'sqlserver:') {
     throw new UserError(`${address}: \`url\` must start with mssql://, not ${parsed.protocol}//`);
   }
@@ -67,18 +58,6 @@ export function parseMssqlSettings(settings: ConnectionSettings, address: string
     where: `${server}${instanceName ? `\\${instanceName}` : `:${port}`}/${database}`,
     ...optionalTimeout(settings.statement_timeout, address),
   };
-}
-
-function optionalTimeout(text: string | undefined, address: string): { statementTimeoutMs?: number } {
-  if (text === undefined) return {};
-  const m = /^(\d+)(ms|s|m|h|d)$/.exec(text.trim());
-  const unit = m?.[2] === undefined ? undefined : UNIT_MS[m[2]];
-  if (m?.[1] === undefined || unit === undefined || Number(m[1]) === 0) {
-    throw new UserError(`${address}: \`statement_timeout\` ${JSON.stringify(text)} is not a duration`, {
-      hint: 'write a number and a unit: 500ms, 30s, 5m',
-    });
-  }
-  return { statementTimeoutMs: Number(m[1]) * unit };
 }
 
 // --- the driver (mssql over tedious; CommonJS without bundled types): what we use of it ---------

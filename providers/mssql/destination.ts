@@ -1,5 +1,4 @@
 import {
-  type ActionName,
   type CheckProblem,
   type CheckRequest,
   type DestinationCapability,
@@ -9,6 +8,15 @@ import {
   type RecordResult,
   UserError,
 } from '../sdk.js';
+import { bisect } from '../sql/isolate.js';
+import {
+  checkLoadRequest,
+  groupByOperation,
+  type Operation,
+  operation,
+  tableNotFound,
+} from '../sql/load-plan.js';
+import { suggestByPrefix as suggest } from '../sql/suggest.js';
 import { type MssqlPool, type MssqlSettings, request, serverError, toProviderError } from './connection.js';
 import { dialect } from './dialect.js';
 
@@ -26,8 +34,6 @@ export interface MssqlColumn {
 interface TableInfo {
   readonly columns: ReadonlyMap<string, MssqlColumn>;
 }
-
-type Operation = 'upsert' | 'insert' | 'update' | 'delete';
 
 /** One record bound for one statement, with where its result goes. */
 interface Item {
@@ -52,7 +58,6 @@ export interface MssqlBatch {
 }
 
 const OK: RecordResult = { status: 'ok' };
-const DB_ACTIONS: ReadonlySet<ActionName> = new Set(['upsert', 'insert', 'update', 'delete', 'mirror']);
 /** SQL Server takes at most 2100 parameters per request and 1000 rows per VALUES list. */
 const MAX_PARAMS = 2000;
 const MAX_ROWS = 1000;
@@ -115,40 +120,19 @@ export class MssqlDestination implements DestinationCapability {
 
   async load(req: LoadRequest): Promise<readonly RecordResult[]> {
     req.signal?.throwIfAborted();
-    if (!DB_ACTIONS.has(req.action))
-      throw new UserError(`mssql destinations have no action \`${req.action}\``, {
-        hint: 'use upsert, insert, update, delete or mirror',
-      });
-    const table = req.options.table;
-    if (!table) throw new UserError(`action ${req.action} needs \`table\``);
-    const key = req.options.key;
-    if (!key && req.action !== 'insert') throw new UserError(`action ${req.action} needs \`key\``);
+    const { table, key } = checkLoadRequest(req, 'mssql');
     if (req.records.length === 0) return [];
 
     const info = await this.table(table, false);
-    if (!info)
-      throw new ProviderError(`table ${table} does not exist in ${this.settings.where}`, {
-        code: 'table_not_found',
-        retryable: false,
-        hint: 'create the table, or run `backflow plan` to check the mapping',
-      });
+    if (!info) throw tableNotFound(table, this.settings.where);
 
     const results: (RecordResult | undefined)[] = new Array(req.records.length);
-    const groups = new Map<Operation, Item[]>();
-    req.records.forEach((record, index) => {
-      const op = operation(req.action, record);
-      if (op === undefined) {
-        results[index] = {
-          status: 'rejected',
-          code: 'unsupported_change',
-          message: `action ${req.action} cannot carry a ${record.change} record`,
-        };
-        return;
-      }
-      const group = groups.get(op) ?? [];
-      groups.set(op, group);
-      group.push(itemOf(record, index, op, key));
-    });
+    const groups = groupByOperation(
+      req,
+      results,
+      operation,
+      (record, index, op): Item => itemOf(record, index, op, key),
+    );
 
     try {
       // A batch never holds the same key twice, so the order of the operations is free.
@@ -161,16 +145,21 @@ export class MssqlDestination implements DestinationCapability {
           Math.min(MAX_ROWS, Math.floor(MAX_PARAMS / Math.max(1, columns.length))),
         );
         for (let start = 0; start < items.length; start += perStatement) {
-          await bisect(items.slice(start, start + perStatement), results, async (part) => {
-            req.signal?.throwIfAborted();
-            const statement = buildStatement(op, {
-              table,
-              key: key ?? '',
-              columns,
-              rows: rowsOf(part, op, columns),
-            });
-            if (statement) await request(this.pool, statement.params).query(statement.sql);
-          });
+          await bisect(
+            items.slice(start, start + perStatement),
+            results,
+            async (part) => {
+              req.signal?.throwIfAborted();
+              const statement = buildStatement(op, {
+                table,
+                key: key ?? '',
+                columns,
+                rows: rowsOf(part, op, columns),
+              });
+              if (statement) await request(this.pool, statement.params).query(statement.sql);
+            },
+            ISOLATION,
+          );
         }
       }
     } catch (e) {
@@ -237,22 +226,6 @@ export function columnOf(r: Readonly<Record<string, unknown>>): MssqlColumn {
   else if (type === 'timestamp' || type === 'rowversion') cast = 'binary(8)';
   else cast = type;
   return { name: String(r.name ?? ''), type, cast, computed: Boolean(r.is_computed) };
-}
-
-function operation(action: ActionName, record: LoadRecord): Operation | undefined {
-  const deleted = record.change === 'deleted' || record.fields === null;
-  switch (action) {
-    case 'upsert':
-    case 'insert':
-    case 'update':
-      return deleted ? undefined : action;
-    case 'delete':
-      return 'delete';
-    case 'mirror':
-      return deleted ? 'delete' : 'upsert';
-    default:
-      return undefined;
-  }
 }
 
 /** The record's key value (its own key field when it has one, else the record key) and its columns. */
@@ -448,6 +421,8 @@ function isRecordError(e: unknown): boolean {
   return s !== undefined && (s.number in RECORD_NUMBERS || s.number >= 50000);
 }
 
+const ISOLATION = { isRecordError, rejection };
+
 function rejection(e: unknown): RecordResult {
   const s = serverError(e);
   if (!s)
@@ -457,45 +432,4 @@ function rejection(e: unknown): RecordResult {
     code: RECORD_NUMBERS[s.number] ?? (s.number >= 50000 ? 'rejected_by_trigger' : 'invalid_value'),
     message: s.message,
   };
-}
-
-/**
- * Runs `write` on all items; when it fails on a record-level error, splits the items in halves and
- * tries again until each failing record is alone and rejected with the server's message. Other
- * errors (the connection, the table) propagate. k bad records cost about 2·k·log2(n) statements.
- */
-async function bisect(
-  items: readonly Item[],
-  results: (RecordResult | undefined)[],
-  write: (part: readonly Item[]) => Promise<void>,
-): Promise<void> {
-  const stack: (readonly Item[])[] = [items];
-  while (stack.length) {
-    const part = stack.pop()!;
-    try {
-      await write(part);
-      for (const it of part) results[it.index] = OK;
-    } catch (e) {
-      if (!isRecordError(e)) throw e;
-      if (part.length === 1) {
-        results[part[0]!.index] = rejection(e);
-        continue;
-      }
-      if (part.length <= 4) for (let i = part.length - 1; i >= 0; i--) stack.push([part[i]!]);
-      else {
-        const mid = Math.ceil(part.length / 2);
-        stack.push(part.slice(mid), part.slice(0, mid));
-      }
-    }
-  }
-}
-
-/** A "did you mean" hint from the table's columns (a case-only difference or a shared prefix). */
-function suggest(name: string, candidates: readonly string[]): string | undefined {
-  const lower = name.toLowerCase();
-  const close =
-    candidates.find((c) => c.toLowerCase() === lower) ??
-    candidates.find((c) => c.toLowerCase().startsWith(lower.slice(0, 3)));
-  if (close !== undefined) return `did you mean ${close}?`;
-  return candidates.length ? `the table's columns: ${candidates.join(', ')}` : undefined;
 }

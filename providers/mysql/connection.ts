@@ -1,5 +1,6 @@
 import mysql from 'mysql2';
 import { type ConnectionSettings, ProviderError, UserError } from '../sdk.js';
+import { optionalTimeout, parseUrl } from '../sql/settings.js';
 
 /** A MySQL / MariaDB connection's settings, checked once when the session opens. */
 export interface MysqlSettings {
@@ -10,46 +11,22 @@ export interface MysqlSettings {
   readonly statementTimeoutMs?: number;
 }
 
-const UNIT_MS: Readonly<Record<string, number>> = { ms: 1, s: 1_000, m: 60_000, h: 3_600_000, d: 86_400_000 };
-
 export function parseMysqlSettings(settings: ConnectionSettings, address: string): MysqlSettings {
-  if (!settings.url) {
-    throw new UserError(`${address}: a mysql connection needs \`url\``, {
-      hint: 'set url: mysql://user:${env:MYSQL_PASSWORD}@host:3306/database',
-    });
-  }
-  let parsed: URL;
-  try {
-    parsed = new URL(settings.url);
-  } catch {
-    // No cause: the URL may hold a resolved password.
-    throw new UserError(`${address}: \`url\` is not a valid URL`, {
-      hint: 'use mysql://user@host:3306/database',
-    });
-  }
+  const { url, parsed } = parseUrl(settings, address, {
+    needs: 'a mysql',
+    example: 'mysql://user:${env:MYSQL_PASSWORD}@host:3306/database',
+    use: 'mysql://user@host:3306/database',
+  });
   if (parsed.protocol !== 'mysql:' && parsed.protocol !== 'mariadb:') {
     throw new UserError(`${address}: \`url\` must start with mysql://, not ${parsed.protocol}//`);
   }
-  let statementTimeoutMs: number | undefined;
-  if (settings.statement_timeout !== undefined) {
-    const m = /^(\d+)(ms|s|m|h|d)$/.exec(settings.statement_timeout.trim());
-    const unit = m?.[2] === undefined ? undefined : UNIT_MS[m[2]];
-    if (m?.[1] === undefined || unit === undefined) {
-      throw new UserError(
-        `${address}: \`statement_timeout\` ${JSON.stringify(settings.statement_timeout)} is not a duration`,
-        {
-          hint: 'write a number and a unit: 500ms, 30s, 5m',
-        },
-      );
-    }
-    statementTimeoutMs = Number(m[1]) * unit;
-  }
+  const timeout = optionalTimeout(settings.statement_timeout, address, true);
   const db = decodeURIComponent(parsed.pathname.replace(/^\//, ''));
   return {
     // mysql2 reads only mysql:// URLs; mariadb:// is the same protocol.
-    url: settings.url.replace(/^mariadb:/, 'mysql:'),
+    url: url.replace(/^mariadb:/, 'mysql:'),
     where: `${parsed.hostname || 'localhost'}:${parsed.port || '3306'}/${db}`,
-    ...(statementTimeoutMs !== undefined ? { statementTimeoutMs } : {}),
+    ...timeout,
   };
 }
 

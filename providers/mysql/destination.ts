@@ -10,6 +10,15 @@ import {
   type RecordResult,
   UserError,
 } from '../sdk.js';
+import { bisect } from '../sql/isolate.js';
+import {
+  checkLoadRequest,
+  groupByOperation,
+  type Operation,
+  operation,
+  tableNotFound,
+} from '../sql/load-plan.js';
+import { suggest } from '../sql/suggest.js';
 import { giveBack, type MysqlPool, query, serverError, toProviderError } from './connection.js';
 import { dialect } from './dialect.js';
 
@@ -30,8 +39,6 @@ interface TableInfo {
   readonly uniqueColumns: ReadonlySet<string>;
 }
 
-type Operation = 'upsert' | 'insert' | 'update' | 'delete';
-
 /** One record bound for one statement: its SQL literals, one per statement column. */
 interface Item {
   readonly index: number;
@@ -41,7 +48,6 @@ interface Item {
 }
 
 const OK: RecordResult = { status: 'ok' };
-const DB_ACTIONS: ReadonlySet<ActionName> = new Set(['upsert', 'insert', 'update', 'delete', 'mirror']);
 /**
  * SQL text per statement, in UTF-16 code units: at most 3 bytes of UTF-8 each, so a statement stays
  * under 12 MB, below MariaDB's default max_allowed_packet (16 MB; MySQL 8: 64 MB).
@@ -106,23 +112,11 @@ export class MysqlDestination implements DestinationCapability {
 
   async load(req: LoadRequest): Promise<readonly RecordResult[]> {
     req.signal?.throwIfAborted();
-    if (!DB_ACTIONS.has(req.action))
-      throw new UserError(`mysql destinations have no action \`${req.action}\``, {
-        hint: 'use upsert, insert, update, delete or mirror',
-      });
-    const table = req.options.table;
-    if (!table) throw new UserError(`action ${req.action} needs \`table\``);
-    const key = req.options.key;
-    if (!key && req.action !== 'insert') throw new UserError(`action ${req.action} needs \`key\``);
+    const { table, key } = checkLoadRequest(req, 'mysql');
     if (req.records.length === 0) return [];
 
     const info = await this.table(table, false);
-    if (!info)
-      throw new ProviderError(`table ${table} does not exist in ${this.db.settings.where}`, {
-        code: 'table_not_found',
-        retryable: false,
-        hint: 'create the table, or run `backflow plan` to check the mapping',
-      });
+    if (!info) throw tableNotFound(table, this.db.settings.where);
 
     // Without a unique key on `key`, ON DUPLICATE KEY UPDATE would insert every record as a new row.
     if (
@@ -135,24 +129,10 @@ export class MysqlDestination implements DestinationCapability {
     }
 
     const results: RecordResult[] = new Array(req.records.length);
-    const groups = new Map<Operation, { index: number; row: Record<string, unknown> }[]>();
-    req.records.forEach((record, index) => {
-      const op = operation(req.action, record);
-      if (op === undefined) {
-        results[index] = {
-          status: 'rejected',
-          code: 'unsupported_change',
-          message: `action ${req.action} cannot carry a ${record.change} record`,
-        };
-        return;
-      }
-      let group = groups.get(op);
-      if (!group) {
-        group = [];
-        groups.set(op, group);
-      }
-      group.push({ index, row: rowOf(record, op, key) });
-    });
+    const groups = groupByOperation(req, results, operation, (record, index, op) => ({
+      index,
+      row: rowOf(record, op, key),
+    }));
 
     const conn = await this.db.acquire();
     let broken: unknown;
@@ -172,10 +152,15 @@ export class MysqlDestination implements DestinationCapability {
           continue;
         }
         for (const chunk of chunks(items)) {
-          await bisect(chunk, results, async (part) => {
-            req.signal?.throwIfAborted();
-            await query(conn, write(part));
-          });
+          await bisect(
+            chunk,
+            results,
+            async (part) => {
+              req.signal?.throwIfAborted();
+              await query(conn, write(part));
+            },
+            ISOLATION,
+          );
         }
       }
     } catch (e) {
@@ -244,22 +229,6 @@ export class MysqlDestination implements DestinationCapability {
     } finally {
       giveBack(conn, broken);
     }
-  }
-}
-
-function operation(action: ActionName, record: LoadRecord): Operation | undefined {
-  const deleted = record.change === 'deleted' || record.fields === null;
-  switch (action) {
-    case 'upsert':
-    case 'insert':
-    case 'update':
-      return deleted ? undefined : action;
-    case 'delete':
-      return 'delete';
-    case 'mirror':
-      return deleted ? 'delete' : 'upsert';
-    default:
-      return undefined;
   }
 }
 
@@ -424,41 +393,17 @@ const REJECT_CODES: ReadonlyMap<number, string> = new Map([
   [1644, 'rejected_by_trigger'],
 ]);
 
+const ISOLATION = {
+  isRecordError: (e: unknown) => {
+    const db = serverError(e);
+    return db !== undefined && REJECT_CODES.has(db.errno);
+  },
+  rejection,
+};
+
 function rejection(e: unknown): RecordResult {
   const db = serverError(e)!;
   return { status: 'rejected', code: REJECT_CODES.get(db.errno) ?? 'invalid_value', message: db.sqlMessage };
-}
-
-/**
- * Runs `write` on all items; when it fails on a record-level error, splits the items in halves and
- * tries again until each failing record is alone and rejected with the server's message. Other
- * errors (the connection, the table) propagate. k bad records cost about 2·k·log2(n) statements.
- */
-async function bisect(
-  items: readonly Item[],
-  results: RecordResult[],
-  write: (part: readonly Item[]) => Promise<void>,
-): Promise<void> {
-  const stack: (readonly Item[])[] = [items];
-  while (stack.length) {
-    const part = stack.pop()!;
-    try {
-      await write(part);
-      for (const it of part) results[it.index] = OK;
-    } catch (e) {
-      const db = serverError(e);
-      if (!db || !REJECT_CODES.has(db.errno)) throw e;
-      if (part.length === 1) {
-        results[part[0]!.index] = rejection(e);
-        continue;
-      }
-      if (part.length <= 4) for (let i = part.length - 1; i >= 0; i--) stack.push([part[i]!]);
-      else {
-        const mid = Math.ceil(part.length / 2);
-        stack.push(part.slice(mid), part.slice(0, mid));
-      }
-    }
-  }
 }
 
 function notUnique(table: string, key: string, action: ActionName): CheckProblem & { hint: string } {
@@ -467,30 +412,4 @@ function notUnique(table: string, key: string, action: ActionName): CheckProblem
     message: `key column ${key} of table ${table} has no unique index or primary key, which ${action} needs (ON DUPLICATE KEY UPDATE): add a unique index on that column`,
     hint: `ALTER TABLE ${dialect.quoteTable(table)} ADD UNIQUE (${dialect.quoteIdent(key)})`,
   };
-}
-
-/** A "did you mean" hint from the table's columns (edit distance ≤ 2, or a case-only difference). */
-function suggest(name: string, candidates: readonly string[]): string | undefined {
-  let best: string | undefined;
-  let bestDistance = 3;
-  for (const c of candidates) {
-    const d = c.toLowerCase() === name.toLowerCase() ? 0 : distance(name, c);
-    if (d < bestDistance) {
-      best = c;
-      bestDistance = d;
-    }
-  }
-  if (best !== undefined) return `did you mean ${best}?`;
-  return candidates.length ? `the table's columns: ${candidates.join(', ')}` : undefined;
-}
-
-function distance(a: string, b: string): number {
-  let prev = Array.from({ length: b.length + 1 }, (_, i) => i);
-  for (let i = 1; i <= a.length; i++) {
-    const cur = [i];
-    for (let j = 1; j <= b.length; j++)
-      cur[j] = Math.min(prev[j]! + 1, cur[j - 1]! + 1, prev[j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1));
-    prev = cur;
-  }
-  return prev[b.length]!;
 }

@@ -1,5 +1,6 @@
 import { createRequire } from 'node:module';
 import { type ConnectionSettings, ProviderError, UserError } from '../sdk.js';
+import { optionalTimeout, parseUrl } from '../sql/settings.js';
 
 /** An Oracle connection's settings, checked once when the session opens. */
 export interface OracleSettings {
@@ -13,24 +14,13 @@ export interface OracleSettings {
   readonly statementTimeoutMs?: number;
 }
 
-const UNIT_MS: Readonly<Record<string, number>> = { ms: 1, s: 1_000, m: 60_000, h: 3_600_000, d: 86_400_000 };
-
 /** `oracle://user:pass@host:1521/service_name[?ssl=true]`. */
 export function parseOracleSettings(settings: ConnectionSettings, address: string): OracleSettings {
-  if (!settings.url) {
-    throw new UserError(`${address}: an oracle connection needs \`url\``, {
-      hint: `set url: oracle://user:$\{env:ORACLE_PASSWORD}@host:1521/service_name`,
-    });
-  }
-  let parsed: URL;
-  try {
-    parsed = new URL(settings.url);
-  } catch {
-    // No cause: the URL may hold a resolved password.
-    throw new UserError(`${address}: \`url\` is not a valid URL`, {
-      hint: 'use oracle://user@host:1521/service_name',
-    });
-  }
+  const { parsed } = parseUrl(settings, address, {
+    needs: 'an oracle',
+    example: 'oracle://user:${env:ORACLE_PASSWORD}@host:1521/service_name',
+    use: 'oracle://user@host:1521/service_name',
+  });
   if (parsed.protocol !== 'oracle:') {
     throw new UserError(`${address}: \`url\` must start with oracle://, not ${parsed.protocol}//`);
   }
@@ -55,18 +45,6 @@ export function parseOracleSettings(settings: ConnectionSettings, address: strin
     where: `${host}:${port}/${service}`,
     ...optionalTimeout(settings.statement_timeout, address),
   };
-}
-
-function optionalTimeout(text: string | undefined, address: string): { statementTimeoutMs?: number } {
-  if (text === undefined) return {};
-  const m = /^(\d+)(ms|s|m|h|d)$/.exec(text.trim());
-  const unit = m?.[2] === undefined ? undefined : UNIT_MS[m[2]];
-  if (m?.[1] === undefined || unit === undefined || Number(m[1]) === 0) {
-    throw new UserError(`${address}: \`statement_timeout\` ${JSON.stringify(text)} is not a duration`, {
-      hint: 'write a number and a unit: 500ms, 30s, 5m',
-    });
-  }
-  return { statementTimeoutMs: Number(m[1]) * unit };
 }
 
 // --- the driver (node-oracledb in Thin mode: pure JavaScript; no bundled types) ------------------

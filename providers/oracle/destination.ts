@@ -1,5 +1,4 @@
 import {
-  type ActionName,
   type CheckProblem,
   type CheckRequest,
   type DestinationCapability,
@@ -9,6 +8,13 @@ import {
   type RecordResult,
   UserError,
 } from '../sdk.js';
+import {
+  checkLoadRequest,
+  groupByOperation,
+  type Operation,
+  operation,
+  tableNotFound,
+} from '../sql/load-plan.js';
 import {
   acquire,
   type OracleBatchError,
@@ -36,8 +42,6 @@ interface TableInfo {
   readonly columns: readonly OracleColumn[];
 }
 
-type Operation = 'upsert' | 'insert' | 'update' | 'delete';
-
 interface Item {
   readonly index: number;
   readonly key: unknown;
@@ -58,7 +62,6 @@ export interface OracleStatement {
 }
 
 const OK: RecordResult = { status: 'ok' };
-const DB_ACTIONS: ReadonlySet<ActionName> = new Set(['upsert', 'insert', 'update', 'delete', 'mirror']);
 
 /**
  * Loads records into an Oracle table. Each operation is one single-row statement run for the whole
@@ -118,40 +121,19 @@ export class OracleDestination implements DestinationCapability {
 
   async load(req: LoadRequest): Promise<readonly RecordResult[]> {
     req.signal?.throwIfAborted();
-    if (!DB_ACTIONS.has(req.action))
-      throw new UserError(`oracle destinations have no action \`${req.action}\``, {
-        hint: 'use upsert, insert, update, delete or mirror',
-      });
-    const table = req.options.table;
-    if (!table) throw new UserError(`action ${req.action} needs \`table\``);
-    const key = req.options.key;
-    if (!key && req.action !== 'insert') throw new UserError(`action ${req.action} needs \`key\``);
+    const { table, key } = checkLoadRequest(req, 'oracle');
     if (req.records.length === 0) return [];
 
     const info = await this.table(table, false);
-    if (!info)
-      throw new ProviderError(`table ${table} does not exist in ${this.settings.where}`, {
-        code: 'table_not_found',
-        retryable: false,
-        hint: 'create the table, or run `backflow plan` to check the mapping',
-      });
+    if (!info) throw tableNotFound(table, this.settings.where);
 
     const results: (RecordResult | undefined)[] = new Array(req.records.length);
-    const groups = new Map<Operation, Item[]>();
-    req.records.forEach((record, index) => {
-      const op = operation(req.action, record);
-      if (op === undefined) {
-        results[index] = {
-          status: 'rejected',
-          code: 'unsupported_change',
-          message: `action ${req.action} cannot carry a ${record.change} record`,
-        };
-        return;
-      }
-      const group = groups.get(op) ?? [];
-      groups.set(op, group);
-      group.push(itemOf(record, index, op, key));
-    });
+    const groups = groupByOperation(
+      req,
+      results,
+      operation,
+      (record, index, op): Item => itemOf(record, index, op, key),
+    );
 
     const conn = await acquire(this.pool, this.settings);
     const onAbort = () => void conn.break().catch(() => undefined);
@@ -258,22 +240,6 @@ export const COLUMNS_SQL = `SELECT owner AS "OWNER", table_name AS "TABLE_NAME",
    AND table_name IN (:tbl, UPPER(:tbl))
    AND hidden_column = 'NO'
  ORDER BY owner, table_name, column_id`;
-
-function operation(action: ActionName, record: LoadRecord): Operation | undefined {
-  const deleted = record.change === 'deleted' || record.fields === null;
-  switch (action) {
-    case 'upsert':
-    case 'insert':
-    case 'update':
-      return deleted ? undefined : action;
-    case 'delete':
-      return 'delete';
-    case 'mirror':
-      return deleted ? 'delete' : 'upsert';
-    default:
-      return undefined;
-  }
-}
 
 function itemOf(record: LoadRecord, index: number, op: Operation, key: string | undefined): Item {
   const row: Record<string, unknown> = op === 'delete' ? {} : { ...record.fields };

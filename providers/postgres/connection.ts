@@ -1,5 +1,6 @@
 import pg from 'pg';
 import { type ConnectionSettings, ProviderError, UserError } from '../sdk.js';
+import { optionalTimeout, parseUrl } from '../sql/settings.js';
 
 /** A PostgreSQL connection's settings, checked once when the session opens. */
 export interface PostgresSettings {
@@ -10,44 +11,20 @@ export interface PostgresSettings {
   readonly statementTimeoutMs?: number;
 }
 
-const UNIT_MS: Readonly<Record<string, number>> = { ms: 1, s: 1_000, m: 60_000, h: 3_600_000, d: 86_400_000 };
-
 export function parsePostgresSettings(settings: ConnectionSettings, address: string): PostgresSettings {
-  if (!settings.url) {
-    throw new UserError(`${address}: a postgres connection needs \`url\``, {
-      hint: 'set url: postgres://user:${env:PGPASSWORD}@host:5432/database',
-    });
-  }
-  let parsed: URL;
-  try {
-    parsed = new URL(settings.url);
-  } catch {
-    // No cause: the URL may hold a resolved password.
-    throw new UserError(`${address}: \`url\` is not a valid URL`, {
-      hint: 'use postgres://user@host:5432/database',
-    });
-  }
+  const { url, parsed } = parseUrl(settings, address, {
+    needs: 'a postgres',
+    example: 'postgres://user:${env:PGPASSWORD}@host:5432/database',
+    use: 'postgres://user@host:5432/database',
+  });
   if (parsed.protocol !== 'postgres:' && parsed.protocol !== 'postgresql:') {
     throw new UserError(`${address}: \`url\` must start with postgres://, not ${parsed.protocol}//`);
   }
-  let statementTimeoutMs: number | undefined;
-  if (settings.statement_timeout !== undefined) {
-    const m = /^(\d+)(ms|s|m|h|d)$/.exec(settings.statement_timeout.trim());
-    const unit = m?.[2] === undefined ? undefined : UNIT_MS[m[2]];
-    if (m?.[1] === undefined || unit === undefined) {
-      throw new UserError(
-        `${address}: \`statement_timeout\` ${JSON.stringify(settings.statement_timeout)} is not a duration`,
-        {
-          hint: 'write a number and a unit: 500ms, 30s, 5m',
-        },
-      );
-    }
-    statementTimeoutMs = Number(m[1]) * unit;
-  }
+  const timeout = optionalTimeout(settings.statement_timeout, address, true);
   return {
-    url: settings.url,
+    url,
     where: describeUrl(parsed),
-    ...(statementTimeoutMs !== undefined ? { statementTimeoutMs } : {}),
+    ...timeout,
   };
 }
 

@@ -10,6 +10,15 @@ import {
   type RecordResult,
   UserError,
 } from '../sdk.js';
+import { bisect } from '../sql/isolate.js';
+import {
+  checkLoadRequest,
+  groupByOperation,
+  type Operation,
+  operation,
+  tableNotFound,
+} from '../sql/load-plan.js';
+import { suggest } from '../sql/suggest.js';
 import {
   acquire,
   lostConnection,
@@ -28,8 +37,6 @@ interface TableInfo {
   readonly uniqueColumns: ReadonlySet<string>;
 }
 
-type Operation = 'upsert' | 'insert' | 'update' | 'delete';
-
 /** One record bound for one statement, with where its result goes. */
 interface Item {
   readonly index: number;
@@ -37,7 +44,6 @@ interface Item {
 }
 
 const OK: RecordResult = { status: 'ok' };
-const DB_ACTIONS: ReadonlySet<ActionName> = new Set(['upsert', 'insert', 'update', 'delete', 'mirror']);
 
 /**
  * Loads records into a table. upsert and insert batches go through COPY (copy.ts): insert straight
@@ -97,23 +103,11 @@ export class PostgresDestination implements DestinationCapability {
 
   async load(req: LoadRequest): Promise<readonly RecordResult[]> {
     req.signal?.throwIfAborted();
-    if (!DB_ACTIONS.has(req.action))
-      throw new UserError(`postgres destinations have no action \`${req.action}\``, {
-        hint: 'use upsert, insert, update, delete or mirror',
-      });
-    const table = req.options.table;
-    if (!table) throw new UserError(`action ${req.action} needs \`table\``);
-    const key = req.options.key;
-    if (!key && req.action !== 'insert') throw new UserError(`action ${req.action} needs \`key\``);
+    const { table, key } = checkLoadRequest(req, 'postgres');
     if (req.records.length === 0) return [];
 
     const info = await this.table(table, false);
-    if (!info)
-      throw new ProviderError(`table ${table} does not exist in ${this.settings.where}`, {
-        code: 'table_not_found',
-        retryable: false,
-        hint: 'create the table, or run `backflow plan` to check the mapping',
-      });
+    if (!info) throw tableNotFound(table, this.settings.where);
 
     if (key && (req.action === 'upsert' || req.action === 'mirror') && !info.uniqueColumns.has(key)) {
       const p = notUnique(table, key, req.action);
@@ -121,24 +115,12 @@ export class PostgresDestination implements DestinationCapability {
     }
 
     const results: RecordResult[] = new Array(req.records.length);
-    const groups = new Map<Operation, Item[]>();
-    req.records.forEach((record, index) => {
-      const op = operation(req.action, record);
-      if (op === undefined) {
-        results[index] = {
-          status: 'rejected',
-          code: 'unsupported_change',
-          message: `action ${req.action} cannot carry a ${record.change} record`,
-        };
-        return;
-      }
-      let group = groups.get(op);
-      if (!group) {
-        group = [];
-        groups.set(op, group);
-      }
-      group.push({ index, record });
-    });
+    const groups = groupByOperation(
+      req,
+      results,
+      operation,
+      (record, index, _op): Item => ({ index, record }),
+    );
 
     const client = await acquire(this.pool, this.settings);
     let broken: unknown;
@@ -172,10 +154,15 @@ export class PostgresDestination implements DestinationCapability {
           continue;
         }
         // Some record failed (or the batch is small): statement by statement, bisecting to the failures.
-        await bisect(items, results, async (part) => {
-          req.signal?.throwIfAborted();
-          await client.query(sql, [encodeRows(part, op, columns, key, info)]);
-        });
+        await bisect(
+          items,
+          results,
+          async (part) => {
+            req.signal?.throwIfAborted();
+            await client.query(sql, [encodeRows(part, op, columns, key, info)]);
+          },
+          ISOLATION,
+        );
       }
     } catch (e) {
       broken = e;
@@ -237,22 +224,6 @@ export class PostgresDestination implements DestinationCapability {
     } finally {
       client.release(lostConnection(broken));
     }
-  }
-}
-
-function operation(action: ActionName, record: LoadRecord): Operation | undefined {
-  const deleted = record.change === 'deleted' || record.fields === null;
-  switch (action) {
-    case 'upsert':
-    case 'insert':
-    case 'update':
-      return deleted ? undefined : action;
-    case 'delete':
-      return 'delete';
-    case 'mirror':
-      return deleted ? 'delete' : 'upsert';
-    default:
-      return undefined;
   }
 }
 
@@ -380,42 +351,12 @@ const REJECT_CODES: Readonly<Record<string, string>> = {
   P0001: 'rejected_by_trigger',
 };
 
+const ISOLATION = { isRecordError, rejection };
+
 function rejection(e: unknown): RecordResult {
   const db = serverError(e)!;
   const code = REJECT_CODES[db.code] ?? (db.code.startsWith('23') ? 'constraint_violation' : 'invalid_value');
   return { status: 'rejected', code, message: db.detail ? `${db.message} (${db.detail})` : db.message };
-}
-
-/**
- * Runs `write` on all items; when it fails on a record-level error, splits the items in halves and
- * tries again until each failing record is alone and rejected with the server's message. Other
- * errors (the connection, the table) propagate. k bad records cost about 2·k·log2(n) statements.
- */
-async function bisect(
-  items: readonly Item[],
-  results: RecordResult[],
-  write: (part: readonly Item[]) => Promise<void>,
-): Promise<void> {
-  const stack: (readonly Item[])[] = [items];
-  while (stack.length) {
-    const part = stack.pop()!;
-    try {
-      await write(part);
-      for (const it of part) results[it.index] = OK;
-    } catch (e) {
-      if (!isRecordError(e)) throw e;
-      if (part.length === 1) {
-        results[part[0]!.index] = rejection(e);
-        continue;
-      }
-      // Small parts go record by record; larger ones in halves, the first half first.
-      if (part.length <= 4) for (let i = part.length - 1; i >= 0; i--) stack.push([part[i]!]);
-      else {
-        const mid = Math.ceil(part.length / 2);
-        stack.push(part.slice(mid), part.slice(0, mid));
-      }
-    }
-  }
 }
 
 function notUnique(table: string, key: string, action: ActionName): CheckProblem & { hint: string } {
@@ -424,30 +365,4 @@ function notUnique(table: string, key: string, action: ActionName): CheckProblem
     message: `key column ${key} of table ${table} has no unique index or primary key, which ${action} needs (ON CONFLICT): add a unique index on that column`,
     hint: `CREATE UNIQUE INDEX ON ${dialect.quoteTable(table)} (${dialect.quoteIdent(key)})`,
   };
-}
-
-/** A "did you mean" hint from the table's columns (edit distance ≤ 2, or a case-only difference). */
-function suggest(name: string, candidates: readonly string[]): string | undefined {
-  let best: string | undefined;
-  let bestDistance = 3;
-  for (const c of candidates) {
-    const d = c.toLowerCase() === name.toLowerCase() ? 0 : distance(name, c);
-    if (d < bestDistance) {
-      best = c;
-      bestDistance = d;
-    }
-  }
-  if (best !== undefined) return `did you mean ${best}?`;
-  return candidates.length ? `the table's columns: ${candidates.join(', ')}` : undefined;
-}
-
-function distance(a: string, b: string): number {
-  let prev = Array.from({ length: b.length + 1 }, (_, i) => i);
-  for (let i = 1; i <= a.length; i++) {
-    const cur = [i];
-    for (let j = 1; j <= b.length; j++)
-      cur[j] = Math.min(prev[j]! + 1, cur[j - 1]! + 1, prev[j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1));
-    prev = cur;
-  }
-  return prev[b.length]!;
 }

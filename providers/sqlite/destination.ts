@@ -10,6 +10,14 @@ import {
   type RecordResult,
   UserError,
 } from '../sdk.js';
+import {
+  checkLoadRequest,
+  eachOperation,
+  type Operation,
+  operation,
+  tableNotFound,
+} from '../sql/load-plan.js';
+import { hint, suggest } from '../sql/suggest.js';
 import { type SqliteConnection, sqliteCode, toProviderError } from './connection.js';
 import { dialect } from './dialect.js';
 
@@ -21,8 +29,6 @@ interface TableInfo {
   readonly uniqueColumns: ReadonlySet<string>;
 }
 
-type Operation = 'upsert' | 'insert' | 'update' | 'delete';
-
 /** One record bound for one statement. */
 interface Item {
   readonly index: number;
@@ -31,7 +37,6 @@ interface Item {
 }
 
 const OK: RecordResult = { status: 'ok' };
-const DB_ACTIONS: ReadonlySet<ActionName> = new Set(['upsert', 'insert', 'update', 'delete', 'mirror']);
 const MAX_CACHED_STATEMENTS = 200;
 
 /**
@@ -92,23 +97,11 @@ export class SqliteDestination implements DestinationCapability {
 
   async load(req: LoadRequest): Promise<readonly RecordResult[]> {
     req.signal?.throwIfAborted();
-    if (!DB_ACTIONS.has(req.action))
-      throw new UserError(`sqlite destinations have no action \`${req.action}\``, {
-        hint: 'use upsert, insert, update, delete or mirror',
-      });
-    const table = req.options.table;
-    if (!table) throw new UserError(`action ${req.action} needs \`table\``);
-    const key = req.options.key;
-    if (!key && req.action !== 'insert') throw new UserError(`action ${req.action} needs \`key\``);
+    const { table, key } = checkLoadRequest(req, 'sqlite');
     if (req.records.length === 0) return [];
 
     const info = this.table(table, false);
-    if (!info)
-      throw new ProviderError(`table ${table} does not exist in ${this.conn.where}`, {
-        code: 'table_not_found',
-        retryable: false,
-        hint: 'create the table, or run `backflow plan` to check the mapping',
-      });
+    if (!info) throw tableNotFound(table, this.conn.where);
     if (
       key &&
       (req.action === 'upsert' || req.action === 'mirror') &&
@@ -120,15 +113,8 @@ export class SqliteDestination implements DestinationCapability {
 
     const results: RecordResult[] = new Array(req.records.length);
     const items: Item[] = [];
-    req.records.forEach((record, index) => {
-      const op = operation(req.action, record);
-      if (op === undefined) {
-        results[index] = {
-          status: 'rejected',
-          code: 'unsupported_change',
-          message: `action ${req.action} cannot carry a ${record.change} record`,
-        };
-      } else items.push({ index, op, row: rowOf(record, op, key) });
+    eachOperation(req, results, operation, (op, record, index) => {
+      items.push({ index, op, row: rowOf(record, op, key) });
     });
     checkColumns(items, info, table);
 
@@ -257,22 +243,6 @@ export function statementSql(
   }
 }
 
-function operation(action: ActionName, record: LoadRecord): Operation | undefined {
-  const deleted = record.change === 'deleted' || record.fields === null;
-  switch (action) {
-    case 'upsert':
-    case 'insert':
-    case 'update':
-      return deleted ? undefined : action;
-    case 'delete':
-      return 'delete';
-    case 'mirror':
-      return deleted ? 'delete' : 'upsert';
-    default:
-      return undefined;
-  }
-}
-
 /** The record as a row of bindable values, with the key column from the record's key when the fields lack it. */
 function rowOf(record: LoadRecord, op: Operation, key: string | undefined): Record<string, unknown> {
   const row: Record<string, unknown> = {};
@@ -395,34 +365,4 @@ function notUnique(table: string, key: string, action: ActionName): CheckProblem
     message: `key column ${key} of table ${table} has no unique index or primary key, which ${action} needs (ON CONFLICT): add a unique index on that column`,
     hint: `CREATE UNIQUE INDEX ${index} ON ${dialect.quoteIdent(bare)} (${dialect.quoteIdent(key)})`,
   };
-}
-
-function hint(text: string | undefined): { hint?: string } {
-  return text === undefined ? {} : { hint: text };
-}
-
-/** A "did you mean" hint from the table's columns (edit distance ≤ 2, or a case-only difference). */
-function suggest(name: string, candidates: readonly string[]): string | undefined {
-  let best: string | undefined;
-  let bestDistance = 3;
-  for (const c of candidates) {
-    const d = c.toLowerCase() === name.toLowerCase() ? 0 : distance(name, c);
-    if (d < bestDistance) {
-      best = c;
-      bestDistance = d;
-    }
-  }
-  if (best !== undefined) return `did you mean ${best}?`;
-  return candidates.length ? `the table's columns: ${candidates.join(', ')}` : undefined;
-}
-
-function distance(a: string, b: string): number {
-  let prev = Array.from({ length: b.length + 1 }, (_, i) => i);
-  for (let i = 1; i <= a.length; i++) {
-    const cur = [i];
-    for (let j = 1; j <= b.length; j++)
-      cur[j] = Math.min(prev[j]! + 1, cur[j - 1]! + 1, prev[j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1));
-    prev = cur;
-  }
-  return prev[b.length]!;
 }

@@ -1,6 +1,7 @@
 import { createHmac } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { type ConnectionSettings, UserError } from '../sdk.js';
+import { parseDuration } from '../sql/settings.js';
 
 /** A webhook destination's settings, checked once when the session opens. */
 export interface WebhookSettings {
@@ -69,15 +70,6 @@ export function parseWebhookSettings(settings: ConnectionSettings, address: stri
     timeoutMs,
     ...(settings.signing_secret ? { signingSecret: settings.signing_secret } : {}),
   };
-}
-
-const UNIT_MS: Readonly<Record<string, number>> = { ms: 1, s: 1_000, m: 60_000, h: 3_600_000, d: 86_400_000 };
-
-/** `500ms`, `30s`, `15m`, `24h`, `14d` (the schema's duration) → milliseconds; undefined when malformed. */
-export function parseDuration(text: string): number | undefined {
-  const m = /^(\d+)(ms|s|m|h|d)$/.exec(text.trim());
-  const unit = m?.[2] === undefined ? undefined : UNIT_MS[m[2]];
-  return m?.[1] === undefined || unit === undefined ? undefined : Number(m[1]) * unit;
 }
 
 /** `sha256=<hex HMAC-SHA256 of the exact body bytes>`, what X-Backflow-Signature carries. */

@@ -19,5 +19,6 @@ export function webhookProvider(retry?: Partial<RetryPolicy>): Provider {
 /** `type: webhook`: action `post`, one JSON POST per batch (SPEC §3). */
 export const provider: Provider = webhookProvider();
 
-export { parseDuration, parseWebhookSettings, type WebhookSettings } from './connection.js';
+export { parseDuration } from '../sql/settings.js';
+export { parseWebhookSettings, type WebhookSettings } from './connection.js';
 export { DEFAULT_RETRY, type RetryPolicy, WebhookDestination } from './destination.js';

@@ -99,7 +99,12 @@ segment_integrations:
         fetch(`${bases[i % 3]}/api/segments/vip/profiles`, {
           method: 'POST',
           body: JSON.stringify(Array.from({ length: 5 }, (_, j) => ({ CustomID: `p${i * 5 + j}` }))),
-        }).then((r) => expect(r.status).toBe(202)),
+        }).then(async (r) =>
+          expect(
+            r.status,
+            `${await r.text()}\n${agents.flatMap((a) => a.lines.filter((l) => l.event === 'http_error').map((l) => l.message)).join('\n')}`,
+          ).toBe(202),
+        ),
       ),
     );
     const count = () => seg.prepare('select count(*) from members').pluck().get() as number;
@@ -108,14 +113,18 @@ segment_integrations:
     expect(seg.prepare('select id from members group by id having count(*) > 1').all()).toEqual([]);
     const flushedBy = agents.map((a) => a.lines.filter((l) => l.event === 'segment_flush').length);
 
-    // Kill whichever agent is in the middle of a run of items_a (slow loads make sure it is mid-run).
+    // Kill the agent that is loading the change into items_a: its first changed batch has arrived and
+    // five more (400 ms each) are to come, so it dies mid-run holding the lease.
     receiver.delayMs = 400;
     wh.prepare("update items set v = v || '+' where id % 7 = 0").run();
-    const since = Date.now();
-    const victimRun = await waitAny(
-      agents,
-      (l) => l.event === 'run_started' && l.mapping === 'items_a' && Date.parse(l.time) >= since,
-    );
+    let loading: string | undefined;
+    while (!loading) {
+      loading = receiver.batches.find(
+        (b) => b.mapping === 'items_a' && b.records.some((r) => String(r.fields?.v).endsWith('+')),
+      )?.syncId;
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    const victimRun = await waitAny(agents, (l) => l.event === 'run_started' && l.run_id === loading);
     victimRun.agent.kill('SIGKILL');
     const killedAt = Date.now();
     receiver.delayMs = 5;

@@ -69,7 +69,7 @@ export class AgentProcess {
   describe(): string {
     return `agent ${this.pid}\n--- log ---\n${this.lines
       .slice(-15)
-      .map((l) => `${l.event}: ${l.message}`)
+      .map((l) => `${l.time} ${l.event}: ${l.message}`)
       .join('\n')}\n--- stderr ---\n${this.stderr}`;
   }
 

@@ -79,15 +79,15 @@ export class WebhookReceiver {
 
   /** Deliveries per key of one mapping. */
   deliveries(mapping: string): Map<string, number> {
-    let m = this.delivered.get(mapping);
-    if (!m) this.delivered.set(mapping, (m = new Map()));
+    const m = this.delivered.get(mapping) ?? new Map<string, number>();
+    this.delivered.set(mapping, m);
     return m;
   }
 
   /** The destination's state for one mapping: key → latest accepted fields. */
   state(mapping: string): Map<string, Record<string, unknown>> {
-    let m = this.states.get(mapping);
-    if (!m) this.states.set(mapping, (m = new Map()));
+    const m = this.states.get(mapping) ?? new Map<string, Record<string, unknown>>();
+    this.states.set(mapping, m);
     return m;
   }
 

@@ -5,6 +5,7 @@
  */
 import BetterSqlite3 from 'better-sqlite3';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { listNotifications } from '../../engine/alerts/in-app.js';
 import { UserError } from '../../engine/errors.js';
 import {
   enqueueClear,
@@ -28,6 +29,8 @@ interface Options {
   readonly clear?: boolean;
   readonly segments?: string;
   readonly table?: string;
+  /** More top-level YAML (alerts). */
+  readonly extra?: string;
 }
 
 function config(o: Options = {}): string {
@@ -49,7 +52,7 @@ segment_integrations:
       remove: DELETE FROM ${o.table ?? 'mysegment'} WHERE seg = {segment_id} AND id IN ({batch_in "CustomID"})
 ${o.clear === false ? '' : '      clear: DELETE FROM mysegment WHERE seg = {segment_id}\n'}      upsert_segment: INSERT INTO segs (id, name) VALUES ({segment_id}, '{segment_name}') ON CONFLICT (id) DO UPDATE SET name = excluded.name
       delete_segment: DELETE FROM segs WHERE id = {segment_id}
-`;
+${o.extra ?? ''}`;
 }
 
 const kinds: StoreKind[] = serverUrl('postgres') ? ['sqlite', 'postgres'] : ['sqlite'];
@@ -219,21 +222,55 @@ describe.each(kinds)('segment queue on the %s store', (kind) => {
     expect([window.successful_queries, window.failed_queries]).toEqual([0, 1]);
   });
 
-  it('keeps retrying after the alerting attempt, at the longest backoff, and alerts once', async () => {
+  it('backs off 5 s, 10 s, 20 s, 40 s, then 10 min, alerting once at the fifth attempt', async () => {
+    const alerts = 'alerts:\n  oncall: { on: [segment_failed], in_app: true }\n';
+    state = (await ws.apply(config({ extra: alerts }), store)).state;
     crm.exec('DROP TABLE mysegment');
+    await flush(T0, { all: true });
     await add(['a']);
     let now = at(10_000);
+    const waits: number[] = [];
+    const notified: number[] = [];
     for (let attempt = 1; attempt <= 7; attempt++) {
-      const r = await flush(now, { all: true });
-      expect(r.batches.at(-1)).toMatchObject({ kind: 'add', status: 'failed', attempt });
-      now = new Date(r.batches.at(-1)!.next_attempt_at!);
+      const r = await flush(now);
+      const b = r.batches.at(-1)!;
+      expect(b).toMatchObject({ kind: 'add', status: 'failed', attempt });
+      const next = new Date(b.next_attempt_at!);
+      waits.push(next.getTime() - now.getTime());
+      // One millisecond early is still backing off.
+      expect((await flush(new Date(next.getTime() - 1))).waiting).toMatchObject([{ reason: 'backoff' }]);
+      notified.push((await listNotifications({ store })).length);
+      now = next;
     }
+    expect(waits).toEqual([5_000, 10_000, 20_000, 40_000, 600_000, 600_000, 600_000]);
+    expect(notified).toEqual([0, 0, 0, 0, 1, 1, 1]);
     const [batch] = await store.sql.all<{ attempts: number; alerted_at: string | null }>(
       'SELECT attempts, alerted_at FROM segment_batches',
     );
     expect(Number(batch!.attempts)).toBe(7);
     expect(batch!.alerted_at).not.toBeNull();
     expect((await queueDepth({ store }))[0]).toMatchObject({ profiles: 1, attempts: 7 });
+  });
+
+  it('stops between batches when aborted, leaving the rest queued', async () => {
+    state = (await ws.apply(config({ size: 1 }), store)).state;
+    await flush(T0, { all: true });
+    await add(['a', 'b', 'c', 'd', 'e']);
+    const controller = new AbortController();
+    const r = await flushDue({
+      store,
+      state,
+      configDir: ws.dir,
+      now: at(1_000),
+      signal: controller.signal,
+      onBatch: () => controller.abort(),
+    });
+    // The batch whose query had started when the signal came still completes and is recorded.
+    expect(r.batches.map((b) => b.status)).toEqual(['ok', 'ok']);
+    expect(r.waiting).toEqual([{ integration: 'out', segment: 'vip', reason: 'aborted' }]);
+    expect(await queueDepth({ store })).toMatchObject([{ profiles: 3, in_flight: 0 }]);
+    expect((await flush(at(1_000))).batches.map((b) => b.profiles)).toEqual([1, 1, 1]);
+    expect(members().map((m) => m.id)).toEqual(['a', 'b', 'c', 'd', 'e']);
   });
 
   it('keeps the queue of a paused integration and flushes it when enabled again', async () => {

@@ -337,9 +337,16 @@ export function storeContract(name: string, open: () => Promise<RuntimeStore>): 
         // e: a delivered delete; f: a delete that failed (stays in the snapshot, retried next time).
         await mark('run2', 'ok', [['e', null]]);
         await mark('run2', 'failed', [['f', null]]);
-        // The last mark of a key wins.
+        // The last mark of a key wins, across calls and within one.
         await mark('run2', 'failed', [['new1', null]]);
         await mark('run2', 'ok', [['new1', 'hn1b']]);
+        await store.markKeys({
+          runId: 'run2',
+          outcomes: [
+            { key: 'new2', outcome: 'failed', hash: null },
+            { key: 'new2', outcome: 'skipped', hash: 'hn2' },
+          ],
+        });
         expect(await snapshot('m')).toEqual({ a: 'ha', b: 'hb', c: 'hc', d: 'hd', e: 'he', f: 'hf' });
 
         await store.commitSnapshot({ mapping: 'm', runId: 'run2' });

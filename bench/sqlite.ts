@@ -67,7 +67,10 @@ function rawScan(dir: string): number {
   const db = new Database(join(dir, 'wh.db'), { readonly: true });
   const t0 = performance.now();
   let n = 0;
-  for (const _row of db.prepare('select id, email, name, plan, traits, score, updated_at from users').iterate()) n++;
+  for (const _row of db
+    .prepare('select id, email, name, plan, traits, score, updated_at from users')
+    .iterate())
+    n++;
   const ms = performance.now() - t0;
   db.close();
   return n >= 0 ? ms : ms;
@@ -78,13 +81,15 @@ export async function run(): Promise<Record<string, unknown>> {
   const dir = await prepare(rows);
   try {
     const initial = await runChild('./sqlite-child.js', [dir, 'users_copy']);
-    if (initial.run.load.succeeded !== rows) throw new Error(`initial sync loaded ${initial.run.load.succeeded} of ${rows}`);
+    if (initial.run.load.succeeded !== rows)
+      throw new Error(`initial sync loaded ${initial.run.load.succeeded} of ${rows}`);
     const raw = rawCopy(dir);
     const wh = new Database(join(dir, 'wh.db'));
     wh.exec("update users set plan = 'enterprise' where id % 100 = 0");
     wh.close();
     const incremental = await runChild('./sqlite-child.js', [dir, 'users_copy']);
-    if (incremental.run.extract.updated !== Math.floor(rows / 100)) throw new Error(`incremental saw ${incremental.run.extract.updated} updates`);
+    if (incremental.run.extract.updated !== Math.floor(rows / 100))
+      throw new Error(`incremental saw ${incremental.run.extract.updated} updates`);
     const scan = rawScan(dir);
     const result: Record<string, unknown> = {
       rows,

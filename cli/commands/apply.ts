@@ -4,9 +4,10 @@ import { hasErrors } from '../../engine/diagnostics.js';
 import { UserError } from '../../engine/errors.js';
 import { applyPlan } from '../../engine/plan/apply.js';
 import type { Plan } from '../../engine/plan/types.js';
+import type { StateDocument } from '../../engine/state/types.js';
 import { confirm, type IO, print, printJson } from '../io.js';
 import { renderPlanText } from '../render/plan-text.js';
-import { loadConfig, stateBackend } from '../workspace.js';
+import { loadConfig, runtimeStore, stateBackend } from '../workspace.js';
 import { makePlan } from './plan.js';
 
 export interface ApplyOptions {
@@ -25,17 +26,20 @@ export async function applyCommand(io: IO, opts: ApplyOptions): Promise<number> 
   try {
     let result: Awaited<ReturnType<typeof applyPlan>>;
     let thePlan: Plan;
+    let previous: StateDocument | null;
     if (opts.planFile) {
       thePlan = await readPlanFile(opts.planFile);
       if (resolve(thePlan.dir) !== resolve(config.dir))
         throw new UserError(`${opts.planFile} was made for ${thePlan.dir}, not ${config.dir}`, {
           hint: 'pass the same --dir the plan was made with',
         });
+      previous = await backend.read();
       result = await applyPlan({ plan: thePlan, backend, ...(await appliedFrom(opts)) });
     } else {
       const lock = await backend.lock({ operation: 'apply' });
       try {
-        thePlan = await makePlan(config, await backend.read(), opts);
+        previous = await backend.read();
+        thePlan = await makePlan(config, previous, opts);
         if (!opts.json) print(io, renderPlanText(thePlan, io.style));
         if (hasErrors(thePlan.diagnostics)) return 1;
         if (thePlan.changes.length === 0) {
@@ -59,6 +63,7 @@ export async function applyCommand(io: IO, opts: ApplyOptions): Promise<number> 
         await lock.release();
       }
     }
+    await queueSegmentEffects(io, config, previous, result);
     const s = thePlan.summary;
     if (opts.json)
       printJson(io, {
@@ -81,6 +86,31 @@ export async function applyCommand(io: IO, opts: ApplyOptions): Promise<number> 
     return 0;
   } finally {
     await backend.close();
+  }
+}
+
+/** Segment events from apply (upsert_segment / delete_segment) go into the durable queue now. */
+async function queueSegmentEffects(
+  io: IO,
+  config: Awaited<ReturnType<typeof loadConfig>>,
+  previous: StateDocument | null,
+  result: Awaited<ReturnType<typeof applyPlan>>,
+): Promise<void> {
+  const effects = result.newEffects.filter(
+    (e) => e.effect.kind === 'upsert_segment' || e.effect.kind === 'delete_segment',
+  );
+  if (effects.length === 0) return;
+  const store = await runtimeStore(config);
+  try {
+    const { enqueueApplyEffects } = await import('../../engine/segments/effects.js');
+    const r = await enqueueApplyEffects({ store: store!, state: result.state, previous, effects });
+    if (r.queued.length)
+      io.err.write(
+        `Queued ${r.queued.length} segment event(s); \`backflow segments flush\` or the agent runs them.\n`,
+      );
+    for (const s of r.skipped) io.err.write(`warning: segment effect ${s.id} not queued: ${s.reason}\n`);
+  } finally {
+    await store?.close();
   }
 }
 

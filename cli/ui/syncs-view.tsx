@@ -1,8 +1,8 @@
 import { Box, Text, useApp, useInput } from 'ink';
 import { useRef, useState } from 'react';
 import type { RunRecord, SyncRun } from '../../engine/sync/types.js';
-import { plain } from '../render/style.js';
 import { renderRunText } from '../render/run-text.js';
+import { plain } from '../render/style.js';
 
 export interface OverviewRow extends SyncRun {
   readonly mapping_status: string;
@@ -14,7 +14,12 @@ export interface SyncsViewProps {
   readonly loadFailed: (runId: string) => Promise<readonly RunRecord[]>;
 }
 
-const COLOR: Record<string, string> = { success: 'green', partial_success: 'yellow', failed: 'red', in_progress: 'cyan' };
+const COLOR: Record<string, string> = {
+  success: 'green',
+  partial_success: 'yellow',
+  failed: 'red',
+  in_progress: 'cyan',
+};
 
 /**
  * The interactive sync overview: ↑/↓ select a mapping's latest run, Enter opens its detail

@@ -140,6 +140,8 @@ async function run(ctx: {
     queueDepth: async () => (await queueDepth({ store })).map((q) => ({ ...q, depth: q.events })),
     running: () => scheduler?.size ?? 0,
     serial: () => state()?.serial ?? 0,
+    onError: (e) =>
+      log.warn('metrics_error', `a store-backed metric could not be read: ${(e as Error).message}`),
   });
   scheduler = new Scheduler({
     store,

@@ -17,6 +17,8 @@ export interface MetricsSources {
   readonly running: () => number;
   /** The applied state's serial this agent runs. */
   readonly serial: () => number;
+  /** A store-backed gauge could not be read (it is left empty; the scrape still succeeds). */
+  readonly onError?: (e: unknown) => void;
 }
 
 /**
@@ -65,7 +67,11 @@ export class AgentMetrics {
       registers,
       async collect() {
         this.reset();
-        for (const [mapping, ms] of await sources.lastSuccess()) this.set({ mapping }, ms / 1000);
+        try {
+          for (const [mapping, ms] of await sources.lastSuccess()) this.set({ mapping }, ms / 1000);
+        } catch (e) {
+          sources.onError?.(e);
+        }
       },
     });
     const queueDepth = sources.queueDepth;
@@ -77,8 +83,12 @@ export class AgentMetrics {
       async collect() {
         this.reset();
         if (!queueDepth) return;
-        for (const q of await queueDepth())
-          this.set({ integration: q.integration, segment: q.segment }, q.depth);
+        try {
+          for (const q of await queueDepth())
+            this.set({ integration: q.integration, segment: q.segment }, q.depth);
+        } catch (e) {
+          sources.onError?.(e);
+        }
       },
     });
     new Gauge({

@@ -1,13 +1,43 @@
+import { UserError } from '../errors.js';
 import type { StateDocument } from '../state/types.js';
 import type { RuntimeStore } from '../store/types.js';
 import { recommendedAction } from '../sync/errors.js';
 import type { SyncRun } from '../sync/types.js';
-import type { LeaseRow, Leases } from './leases.js';
+import { currentHolder, type LeaseRow, Leases } from './leases.js';
 import type { AgentLogger } from './logger.js';
 import { finishedRun } from './report.js';
 
 /** The lease that serialises a mapping's syncs across agents. */
 export const mappingLease = (mapping: string) => `mapping:${mapping}`;
+
+/**
+ * For one-off commands (`backflow sync`, `replay`) next to running agents: runs `work` holding the
+ * mapping's lease, so no agent syncs the mapping meanwhile; a lease another process holds is a
+ * UserError naming it. (Wiring it into cli/commands/sync.ts is the one step left.)
+ */
+export async function withMappingLease<T>(
+  req: {
+    readonly store: RuntimeStore;
+    readonly mapping: string;
+    readonly leaseMs?: number;
+    readonly signal?: AbortSignal;
+  },
+  work: (signal: AbortSignal) => Promise<T>,
+): Promise<T> {
+  const leases = new Leases(
+    req.store.sql,
+    currentHolder(process.env.BACKFLOW_AGENT_NAME),
+    req.leaseMs ?? 60_000,
+  );
+  const outcome = await leases.withLease(mappingLease(req.mapping), ({ signal }) => work(signal), {
+    ...(req.signal ? { signal: req.signal } : {}),
+  });
+  if (outcome.ran) return outcome.value;
+  const holder = outcome.heldBy === 'this agent' ? 'this process' : outcome.heldBy.holder;
+  throw new UserError(`mapping ${req.mapping} is being synced by ${holder}`, {
+    hint: 'wait for that sync to finish, or ask the agent: POST /api/mappings/NAME/sync',
+  });
+}
 
 /** Says so when a mapping's lease came from another (dead or stalled) agent rather than free. */
 export function logTakeover(log: AgentLogger, mapping: string, previous: LeaseRow | undefined): void {

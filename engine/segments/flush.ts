@@ -8,42 +8,28 @@
 import { performance } from 'node:perf_hooks';
 import type { Session } from '../../providers/sdk.js';
 import { closeQuietly, openSession } from '../connections.js';
-import { errorMessage, ProviderError, UserError } from '../errors.js';
+import { errorMessage, ProviderError } from '../errors.js';
 import type { StateDocument } from '../state/types.js';
 import type { RuntimeStore } from '../store/types.js';
 import { alertSegmentFailure } from './alert.js';
-import { dueAt, headSlices, isDue, MAX_ATTEMPTS, nextAttemptAt, type Slice } from './batching.js';
-import { dialects } from './dialects.js';
-import { catchUpApplyEffects } from './effects.js';
-import { acquireLease, LEASE_MS, newOwner, type Queue, releaseLease, renewLease } from './lease.js';
 import {
-  type BatchRow,
-  batchRows,
-  claimBatch,
   completeBatch,
-  type EventRow,
   failBatch,
   listBatches,
   markAlerted,
   markStarted,
-  type Position,
   positionAfter,
   pruneQueryLog,
-  type QueueSummary,
-  queueSummaries,
-  rowProfiles,
   unclaimBatch,
-  waitingRows,
-} from './queue.js';
-import { findIntegration, queryOf, type ResolvedIntegration, resolveIntegration } from './resolve.js';
-import { parseTemplate, renderTemplate, type Template } from './template.js';
-import {
-  type BatchOutcome,
-  type FlushReport,
-  isProfileKind,
-  type Profile,
-  type QueueWaiting,
-} from './types.js';
+} from './batches.js';
+import { MAX_ATTEMPTS, nextAttemptAt } from './batching.js';
+import { catchUpApplyEffects } from './effects.js';
+import { acquireLease, LEASE_MS, newOwner, type Queue, releaseLease, renewLease } from './lease.js';
+import { nextBatch, type Prepared } from './next-batch.js';
+import { type QueueSummary, queueSummaries } from './queue.js';
+import { BatchRenderer } from './render-batch.js';
+import { findIntegration, type ResolvedIntegration, resolveIntegration } from './resolve.js';
+import type { BatchOutcome, FlushReport, QueueWaiting } from './types.js';
 
 export interface FlushRequest {
   readonly store: RuntimeStore;
@@ -106,21 +92,6 @@ export async function flushDue(req: FlushRequest): Promise<FlushReport> {
   };
 }
 
-/** A batch ready to run. */
-interface Prepared {
-  readonly batch: BatchRow;
-  /** The profiles of an add/remove batch, in order (empty for other kinds). */
-  readonly profiles: readonly Profile[];
-  /** The segment as it was when the batch's first event happened. */
-  readonly segment: { readonly id: number; readonly name: string };
-  /** The rendered query, or why there is none: rendered while the previous batch's query runs. */
-  readonly query: { readonly sql: string } | { readonly skip: string } | { readonly error: string };
-  /** It had been started by a process that died: it runs again. */
-  readonly resumed: boolean;
-  /** Formed by this flush (given back to the queue if it does not run). */
-  readonly fresh: boolean;
-}
-
 interface Result {
   readonly status: 'ok' | 'failed' | 'skipped' | 'aborted';
   readonly at: string;
@@ -133,33 +104,13 @@ interface Finished {
   readonly result: Result;
 }
 
-interface Waiting {
-  readonly reason: QueueWaiting['reason'];
-  readonly until?: string;
-}
-
-/** A batch's profiles (in slice order) and the segment as its first row recorded it. */
-function contents(
-  rows: readonly EventRow[],
-  slices: readonly Slice[],
-): Pick<Prepared, 'profiles' | 'segment'> {
-  const bySeq = new Map(rows.map((r) => [r.seq, r]));
-  const profiles: Profile[] = [];
-  for (const s of slices) {
-    const row = bySeq.get(s.seq);
-    if (row) profiles.push(...rowProfiles(row).slice(s.from, s.to));
-  }
-  const first = bySeq.get(slices[0]?.seq ?? -1);
-  return { profiles, segment: { id: first?.segmentId ?? 0, name: first?.segmentName ?? '' } };
-}
-
 class Flush {
   readonly outcomes: BatchOutcome[] = [];
   readonly waiting: QueueWaiting[] = [];
   readonly warnings: string[] = [];
   private readonly owner = newOwner();
   private readonly sessions = new Map<string, Promise<Session>>();
-  private readonly templates = new Map<string, Template>();
+  private readonly renderer = new BatchRenderer();
 
   constructor(private readonly req: FlushRequest) {}
 
@@ -223,7 +174,16 @@ class Flush {
     }, LEASE_MS / 3);
     renew.unref();
     try {
-      let next = await this.take(q, integration, existing, state);
+      let next = await nextBatch({
+        sql,
+        queue: q,
+        integration,
+        existing,
+        cursor: state,
+        all: !!this.req.all,
+        now: this.now(),
+        renderer: this.renderer,
+      });
       let done: Finished | undefined;
       while (next && 'batch' in next) {
         if (state.lost) break;
@@ -242,7 +202,16 @@ class Flush {
           next =
             this.req.signal?.aborted || state.lost
               ? undefined
-              : await this.take(q, integration, existing, state);
+              : await nextBatch({
+                  sql,
+                  queue: q,
+                  integration,
+                  existing,
+                  cursor: state,
+                  all: !!this.req.all,
+                  now: this.now(),
+                  renderer: this.renderer,
+                });
         } catch (e) {
           await running;
           throw e;
@@ -264,70 +233,6 @@ class Flush {
     } finally {
       clearInterval(renew);
     }
-  }
-
-  /** The next batch to run: an undelivered one from before, or a new one formed from the head when the queue is due. */
-  private async take(
-    q: QueueSummary,
-    integration: ResolvedIntegration,
-    existing: BatchRow[],
-    state: { after: Position; waitingProfiles: number },
-  ): Promise<Prepared | Waiting | undefined> {
-    const sql = this.req.store.sql;
-    const head = existing[0];
-    if (head) {
-      const interrupted = head.startedAt !== null;
-      if (
-        !interrupted &&
-        !this.req.all &&
-        head.nextAttemptAt &&
-        head.nextAttemptAt > this.now().toISOString()
-      )
-        return { reason: 'backoff', until: head.nextAttemptAt };
-      existing.shift();
-      const c = contents(await batchRows(sql, head), head.slices);
-      return {
-        batch: head,
-        ...c,
-        query: this.query(integration, head, c),
-        resumed: interrupted,
-        fresh: false,
-      };
-    }
-    const rows = await waitingRows(sql, q, state.after, integration.batchSize);
-    const first = rows[0]?.row;
-    if (!first) return undefined;
-    const oldestAt = new Date(first.enqueuedAt);
-    const due =
-      this.req.all ||
-      isDue({
-        headKind: first.kind,
-        waitingProfiles: state.waitingProfiles,
-        oldestAt,
-        batchSize: integration.batchSize,
-        timeoutMs: integration.timeoutMs,
-        now: this.now(),
-      });
-    if (!due) return { reason: 'not_due', until: dueAt(oldestAt, integration.timeoutMs).toISOString() };
-    const slices = headSlices(
-      rows.map(({ row, start }) => ({ seq: row.seq, kind: row.kind, count: row.count, start })),
-      integration.batchSize,
-    );
-    const batch = await claimBatch(sql, {
-      integration: q.integration,
-      segment: q.segment,
-      kind: first.kind,
-      slices,
-      now: this.now().toISOString(),
-    });
-    const last = slices.at(-1)!;
-    state.after = { seq: last.seq, to: last.to };
-    const c = contents(
-      rows.map((r) => r.row),
-      slices,
-    );
-    state.waitingProfiles -= c.profiles.length;
-    return { batch, ...c, query: this.query(integration, batch, c), resumed: false, fresh: true };
   }
 
   /** Runs one batch's (already rendered) query. Never throws: the result says what happened. */
@@ -429,42 +334,6 @@ class Flush {
   private record(outcome: BatchOutcome): void {
     this.outcomes.push(outcome);
     this.req.onBatch?.(outcome);
-  }
-
-  /** The batch's query, rendered; a template or value that cannot render is the batch's error. */
-  private query(
-    integration: ResolvedIntegration,
-    batch: BatchRow,
-    c: Pick<Prepared, 'profiles' | 'segment'>,
-  ): Prepared['query'] {
-    const text = queryOf(integration, batch.kind);
-    // The query was removed from the integration after the event was queued: nothing can run it.
-    if (!text)
-      return {
-        skip: `not run: segment_integration.${integration.name} no longer has a \`${batch.kind}\` query`,
-      };
-    if (isProfileKind(batch.kind) && c.profiles.length === 0)
-      return { skip: 'not run: the batch holds no profiles' };
-    try {
-      const cacheKey = `${integration.name}\u0000${batch.kind}\u0000${text}`;
-      let template = this.templates.get(cacheKey);
-      if (!template) {
-        const parsed = parseTemplate(text, integration.dialect);
-        if (!parsed.ok) {
-          const e = parsed.errors[0]!;
-          throw new UserError(
-            `segment_integration.${integration.name}: query \`${batch.kind}\`, line ${e.line} column ${e.column}: ${e.message}`,
-            { hint: 'fix the query and run `backflow apply`; the batch stays queued' },
-          );
-        }
-        template = parsed.template;
-        this.templates.set(cacheKey, template);
-      }
-      const dialect = dialects[integration.dialect];
-      return { sql: renderTemplate({ template, dialect, segment: c.segment, batch: c.profiles }) };
-    } catch (e) {
-      return { error: errorMessage(e) };
-    }
   }
 
   private session(integration: ResolvedIntegration): Promise<Session> {

@@ -1,7 +1,8 @@
 /** `segments stats` (queries run in a window) and `segments queue` (what waits), from the runtime store. */
 import type { StateDocument } from '../state/types.js';
 import type { RuntimeStore } from '../store/types.js';
-import { listBatches, queueSummaries } from './queue.js';
+import { listBatches } from './batches.js';
+import { queueSummaries } from './queue.js';
 import { findIntegration } from './resolve.js';
 import type { EventKind, QueryError, QueueDepth, SegmentStats } from './types.js';
 

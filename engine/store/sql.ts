@@ -1,3 +1,4 @@
+import { AsyncLocalStorage } from 'node:async_hooks';
 import type { Database } from 'better-sqlite3';
 import type pg from 'pg';
 
@@ -40,35 +41,63 @@ function bindable(v: unknown): unknown {
   return v === undefined ? null : v;
 }
 
-/** better-sqlite3 is synchronous: each call completes before the promise resolves. */
+/**
+ * better-sqlite3 is synchronous and has one connection, so a transaction spans awaits of whoever
+ * else runs meanwhile. Transactions are therefore serialised in this process, and a statement from
+ * outside the open transaction (another task's await) waits until it ends instead of joining it.
+ */
 export class SqliteSql implements StoreSql {
   readonly dialect = 'sqlite' as const;
-  private depth = 0;
+  private readonly inside = new AsyncLocalStorage<symbol>();
+  private open: { token: symbol; done: Promise<void> } | undefined;
+  private queue: Promise<void> = Promise.resolve();
   constructor(private readonly db: Database) {}
 
+  /** Waits while a transaction of another task is open. */
+  private async turn(): Promise<void> {
+    while (this.open && this.inside.getStore() !== this.open.token) await this.open.done;
+  }
+
   async all<T>(sql: string, params: readonly unknown[] = []): Promise<T[]> {
+    await this.turn();
     const stmt = this.db.prepare(sql);
     const rows = stmt.all(...params.map(bindable)) as Record<string, unknown>[];
-    return rows.map((r) => Object.fromEntries(Object.entries(r).map(([k, v]) => [k, typeof v === 'bigint' ? Number(v) : v]))) as T[];
+    return rows.map((r) =>
+      Object.fromEntries(Object.entries(r).map(([k, v]) => [k, typeof v === 'bigint' ? Number(v) : v])),
+    ) as T[];
   }
 
   async run(sql: string, params: readonly unknown[] = []): Promise<{ changes: number }> {
+    await this.turn();
     return { changes: this.db.prepare(sql).run(...params.map(bindable)).changes };
   }
 
   async transaction<T>(work: (tx: StoreSql) => Promise<T>): Promise<T> {
-    if (this.depth > 0) return work(this);
-    this.db.exec('BEGIN IMMEDIATE');
-    this.depth++;
+    if (this.open && this.inside.getStore() === this.open.token) return work(this); // nested: join it
+    const previous = this.queue;
+    let release!: () => void;
+    const done = new Promise<void>((r) => {
+      release = r;
+    });
+    this.queue = previous.then(() => done);
+    await previous;
+    const token = Symbol('transaction');
+    this.open = { token, done };
     try {
-      const result = await work(this);
-      this.db.exec('COMMIT');
-      return result;
-    } catch (e) {
-      if (this.db.inTransaction) this.db.exec('ROLLBACK');
-      throw e;
+      return await this.inside.run(token, async () => {
+        this.db.exec('BEGIN IMMEDIATE');
+        try {
+          const result = await work(this);
+          this.db.exec('COMMIT');
+          return result;
+        } catch (e) {
+          if (this.db.inTransaction) this.db.exec('ROLLBACK');
+          throw e;
+        }
+      });
     } finally {
-      this.depth--;
+      this.open = undefined;
+      release();
     }
   }
 }

@@ -65,13 +65,22 @@ export interface RuntimeStore {
    * Records the keys of an extracted batch for run `runId`; returns for each key the snapshot hash
    * (null when absent) or `duplicate` when the key was already seen in this run.
    */
-  stageKeys(
-    req: { mapping: string; runId: string; keys: readonly string[] },
-  ): Promise<readonly (string | null | { duplicate: true })[]>;
+  stageKeys(req: {
+    mapping: string;
+    runId: string;
+    keys: readonly string[];
+  }): Promise<readonly (string | null | { duplicate: true })[]>;
   /** Sets the outcome (and the hash to commit) of keys, inserting keys not staged yet (deleted records). */
-  markKeys(req: { runId: string; outcomes: readonly { key: string; outcome: KeyOutcome; hash: string | null }[] }): Promise<void>;
+  markKeys(req: {
+    runId: string;
+    outcomes: readonly { key: string; outcome: KeyOutcome; hash: string | null }[];
+  }): Promise<void>;
   /** Snapshot keys of `mapping` not staged by `runId` (the deleted records), in batches ordered by key (keyset pagination: keys marked meanwhile must not disturb it). */
-  unseenKeys(req: { mapping: string; runId: string; batchSize: number }): AsyncIterable<readonly { key: string; hash: string }[]>;
+  unseenKeys(req: {
+    mapping: string;
+    runId: string;
+    batchSize: number;
+  }): AsyncIterable<readonly { key: string; hash: string }[]>;
   /**
    * Atomically applies the run's outcomes to the snapshot: `ok`/`skipped` keys take their staged hash
    * (a null hash removes the key: a delivered delete), drops pending records of keys the run neither
@@ -86,7 +95,10 @@ export interface RuntimeStore {
 
   // --- pending failed records ---------------------------------------------------------------
   getPending(mapping: string, keys: readonly string[]): Promise<ReadonlyMap<string, PendingRecord>>;
-  upsertPending(mapping: string, records: readonly Omit<PendingRecord, 'firstFailedAt' | 'attempts'>[]): Promise<void>;
+  upsertPending(
+    mapping: string,
+    records: readonly Omit<PendingRecord, 'firstFailedAt' | 'attempts'>[],
+  ): Promise<void>;
   clearPending(mapping: string, keys: readonly string[]): Promise<void>;
   countPending(mapping: string): Promise<number>;
 

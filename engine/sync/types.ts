@@ -32,7 +32,12 @@ export interface SyncRun {
   readonly started_at: string;
   readonly finished_at: string | null;
   readonly duration_ms: number | null;
-  readonly extract: { readonly total: number; readonly added: number; readonly updated: number; readonly deleted: number };
+  readonly extract: {
+    readonly total: number;
+    readonly added: number;
+    readonly updated: number;
+    readonly deleted: number;
+  };
   readonly load: {
     readonly attempted: number;
     readonly succeeded: number;
@@ -55,7 +60,12 @@ export interface RunRecord {
   readonly payload: Readonly<Record<string, unknown>> | null;
 }
 
-export function emptyRun(base: Pick<SyncRun, 'id' | 'mapping' | 'model' | 'source' | 'destination' | 'action' | 'trigger' | 'started_at'>): SyncRun {
+export function emptyRun(
+  base: Pick<
+    SyncRun,
+    'id' | 'mapping' | 'model' | 'source' | 'destination' | 'action' | 'trigger' | 'started_at'
+  >,
+): SyncRun {
   return {
     ...base,
     status: 'in_progress',

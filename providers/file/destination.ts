@@ -1,5 +1,6 @@
 import { mkdir, open, stat } from 'node:fs/promises';
 import { dirname } from 'node:path';
+import { encodeJson } from '../json.js';
 import {
   type CheckProblem,
   type CheckRequest,
@@ -76,17 +77,4 @@ export class FileDestination implements DestinationCapability {
       await handle.close();
     }
   }
-}
-
-/** JSON text with bigint as its decimal string and bytes as base64 (the content hash's conventions). */
-function encodeJson(value: unknown): string {
-  return JSON.stringify(value, function replacer(this: unknown, key: string, v: unknown): unknown {
-    if (typeof v === 'bigint') return v.toString();
-    // Buffer.toJSON has already run on `v`; the holder still has the original.
-    const original = (this as Record<string, unknown>)[key];
-    if (original instanceof Uint8Array) {
-      return Buffer.from(original.buffer, original.byteOffset, original.byteLength).toString('base64');
-    }
-    return v;
-  });
 }

@@ -1,3 +1,4 @@
+import { encodeJson } from '../json.js';
 import {
   type DestinationCapability,
   type LoadRecord,
@@ -5,7 +6,7 @@ import {
   type RecordResult,
   UserError,
 } from '../sdk.js';
-import { backflowVersion, encodeJson, signature, type WebhookSettings } from './connection.js';
+import { backflowVersion, signature, type WebhookSettings } from './connection.js';
 
 /** How transient failures (408, 429, 5xx, network errors, timeouts) of one POST are retried. */
 export interface RetryPolicy {

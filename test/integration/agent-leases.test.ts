@@ -4,6 +4,7 @@
 import { spawnSync } from 'node:child_process';
 import { describe, expect, it } from 'vitest';
 import { currentHolder, type Holder, holderIsDead, Leases } from '../../engine/agent/leases.js';
+import { withMappingLease } from '../../engine/agent/recovery.js';
 import { openStore } from '../../engine/store/index.js';
 import { openPostgresStore } from '../../engine/store/postgres.js';
 import type { RuntimeStore } from '../../engine/store/types.js';
@@ -137,3 +138,22 @@ for (const [kind, open] of Object.entries(stores)) {
     });
   });
 }
+
+describe('withMappingLease (for `backflow sync` next to agents)', () => {
+  it('runs holding the mapping lease and refuses while another holds it, naming the holder', async () => {
+    const store = await openStore({ url: 'sqlite::memory:', configDir: '/' });
+    try {
+      const inner = await withMappingLease(
+        { store, mapping: 'm' },
+        async () => (await new Leases(store.sql, remote(1), 1000).acquire('mapping:m')).ok,
+      );
+      expect(inner).toBe(false); // held while the work ran
+      await new Leases(store.sql, remote(2), 60_000).acquire('mapping:m');
+      await expect(withMappingLease({ store, mapping: 'm' }, async () => 'ran')).rejects.toThrow(
+        `mapping m is being synced by ${remote(2).id}`,
+      );
+    } finally {
+      await store.close();
+    }
+  });
+});

@@ -48,7 +48,9 @@ function countsAddUp(run: SyncRun): void {
   expect(run.load.attempted).toBe(run.load.succeeded + run.load.failed);
   for (const c of ['added', 'updated', 'deleted'] as const)
     expect(run.load[c].succeeded + run.load[c].failed).toBeLessThanOrEqual(e[c]);
-  expect(run.load.added.succeeded + run.load.updated.succeeded + run.load.deleted.succeeded).toBe(run.load.succeeded);
+  expect(run.load.added.succeeded + run.load.updated.succeeded + run.load.deleted.succeeded).toBe(
+    run.load.succeeded,
+  );
 }
 
 describe('sync engine: seeded random history against a flaky mirror destination', () => {
@@ -87,11 +89,20 @@ describe('sync engine: seeded random history against a flaky mirror destination'
           const ids = [...live];
           if (r < 0.5 || ids.length === 0) {
             const id = nextId++;
-            wh.prepare('insert into people values (?, ?, ?, ?)').run(id, `p${id}`, Math.round(random() * 1000) / 10, JSON.stringify([`t${id % 3}`]));
+            wh.prepare('insert into people values (?, ?, ?, ?)').run(
+              id,
+              `p${id}`,
+              Math.round(random() * 1000) / 10,
+              JSON.stringify([`t${id % 3}`]),
+            );
             live.add(id);
           } else if (r < 0.8) {
             const id = ids[Math.floor(random() * ids.length)]!;
-            wh.prepare('update people set name = ?, score = ? where id = ?').run(`p${id}-${Math.floor(random() * 100)}`, random() * 100, id);
+            wh.prepare('update people set name = ?, score = ? where id = ?').run(
+              `p${id}-${Math.floor(random() * 100)}`,
+              random() * 100,
+              id,
+            );
           } else {
             const id = ids[Math.floor(random() * ids.length)]!;
             wh.prepare('delete from people where id = ?').run(id);
@@ -103,7 +114,13 @@ describe('sync engine: seeded random history against a flaky mirror destination'
         let sawFailures = false;
         for (let round = 0; round < 12; round++) {
           mutate();
-          const run = await runSync({ mapping: 'mirror_people', state, configDir: dir, store, trigger: 'manual' });
+          const run = await runSync({
+            mapping: 'mirror_people',
+            state,
+            configDir: dir,
+            store,
+            trigger: 'manual',
+          });
           countsAddUp(run);
           if (run.load.failed > 0) {
             sawFailures = true;
@@ -113,15 +130,31 @@ describe('sync engine: seeded random history against a flaky mirror destination'
         expect(sawFailures).toBe(true);
         dest.exec('update chaos set on_ = 0'); // the destination becomes healthy
         for (let i = 0; i < 2; i++) {
-          const run = await runSync({ mapping: 'mirror_people', state, configDir: dir, store, trigger: 'manual' });
+          const run = await runSync({
+            mapping: 'mirror_people',
+            state,
+            configDir: dir,
+            store,
+            trigger: 'manual',
+          });
           countsAddUp(run);
           expect(run.status).toBe('success');
         }
-        const model = wh.prepare('select cast(id as text) as id, name, score, tags from people order by people.id').all();
-        const copy = dest.prepare('select id, name, score, tags from people_copy order by cast(id as integer)').all();
+        const model = wh
+          .prepare('select cast(id as text) as id, name, score, tags from people order by people.id')
+          .all();
+        const copy = dest
+          .prepare('select id, name, score, tags from people_copy order by cast(id as integer)')
+          .all();
         expect(copy).toEqual(model);
         expect(await store.countPending('mirror_people')).toBe(0);
-        const last = await runSync({ mapping: 'mirror_people', state, configDir: dir, store, trigger: 'manual' });
+        const last = await runSync({
+          mapping: 'mirror_people',
+          state,
+          configDir: dir,
+          store,
+          trigger: 'manual',
+        });
         expect(last.extract).toEqual({ total: live.size, added: 0, updated: 0, deleted: 0 });
       } finally {
         wh.close();

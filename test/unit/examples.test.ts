@@ -6,7 +6,9 @@ import { plan } from '../../engine/plan/plan.js';
 
 const examples = join(import.meta.dirname, '..', '..', 'examples');
 const configDirs = readdirSync(examples).filter(
-  (d) => statSync(join(examples, d)).isDirectory() && readdirSync(join(examples, d)).some((f) => /\.(ya?ml|hcl)$/.test(f) && f !== 'backflow.yml'),
+  (d) =>
+    statSync(join(examples, d)).isDirectory() &&
+    readdirSync(join(examples, d)).some((f) => /\.(ya?ml|hcl)$/.test(f) && f !== 'backflow.yml'),
 );
 
 describe('examples', () => {

@@ -1,11 +1,20 @@
 import { render } from 'ink-testing-library';
 import { createElement } from 'react';
 import { describe, expect, it } from 'vitest';
-import { emptyRun } from '../../engine/sync/types.js';
 import { type OverviewRow, SyncsView } from '../../cli/ui/syncs-view.js';
+import { emptyRun } from '../../engine/sync/types.js';
 
 const run = (id: string, mapping: string, status: OverviewRow['status']): OverviewRow => ({
-  ...emptyRun({ id, mapping, model: 'users', source: 'wh', destination: 'crm', action: 'upsert', trigger: 'manual', started_at: '2026-11-20T10:00:00.000Z' }),
+  ...emptyRun({
+    id,
+    mapping,
+    model: 'users',
+    source: 'wh',
+    destination: 'crm',
+    action: 'upsert',
+    trigger: 'manual',
+    started_at: '2026-11-20T10:00:00.000Z',
+  }),
   status,
   finished_at: '2026-11-20T10:00:01.000Z',
   duration_ms: 1000,
@@ -27,7 +36,16 @@ describe('interactive sync overview', () => {
         rows,
         loadFailed: async (id: string) => {
           asked.push(id);
-          return [{ key: '42', change: 'added' as const, status: 'failed' as const, code: 'http_422', message: 'bad email', payload: { email: 'x' } }];
+          return [
+            {
+              key: '42',
+              change: 'added' as const,
+              status: 'failed' as const,
+              code: 'http_422',
+              message: 'bad email',
+              payload: { email: 'x' },
+            },
+          ];
         },
       }),
     );

@@ -60,16 +60,20 @@ export async function syncCommand(
   opts: { dir: string; mapping: string; reset?: boolean; json?: boolean },
 ): Promise<number> {
   return withRuntime(io, opts.dir, async ({ config, state, store }) => {
-    const run = await interruptible((signal) =>
-      runSync({
-        mapping: opts.mapping,
-        state,
-        configDir: config.dir,
-        store,
-        trigger: 'manual',
-        ...(opts.reset ? { reset: true } : {}),
-        signal,
-      }),
+    // Take the mapping's lease like an agent does, so a running agent never overlaps this sync.
+    const { withMappingLease } = await import('../../engine/agent/recovery.js');
+    const run = await interruptible((interrupt) =>
+      withMappingLease({ store, mapping: opts.mapping, signal: interrupt }, (signal) =>
+        runSync({
+          mapping: opts.mapping,
+          state,
+          configDir: config.dir,
+          store,
+          trigger: 'manual',
+          ...(opts.reset ? { reset: true } : {}),
+          signal,
+        }),
+      ),
     );
     await afterRun({ run, state, store, configDir: config.dir, log: (m) => io.err.write(`${m}\n`) });
     return printRun(io, run, opts.json);

@@ -212,7 +212,7 @@ export class PostgresStore implements RuntimeStore {
     }
   }
 
-  async commitSnapshot(req: { mapping: string; runId: string }): Promise<void> {
+  async commitSnapshot(req: { mapping: string; runId: string; complete?: boolean }): Promise<void> {
     const stage = await this.existingStageId(req.runId);
     if (stage === undefined) return;
     await this.transaction(async (c) => {
@@ -231,11 +231,12 @@ export class PostgresStore implements RuntimeStore {
       );
       // A pending record whose key this completed run neither extracted nor deleted is gone from
       // the model and was never loaded: nothing is left to retry.
-      await c.query(
-        `DELETE FROM pending p WHERE p.mapping = $1
-            AND NOT EXISTS (SELECT 1 FROM run_keys r WHERE r.stage = $2 AND r.key = p.key)`,
-        [req.mapping, stage],
-      );
+      if (req.complete !== false)
+        await c.query(
+          `DELETE FROM pending p WHERE p.mapping = $1
+              AND NOT EXISTS (SELECT 1 FROM run_keys r WHERE r.stage = $2 AND r.key = p.key)`,
+          [req.mapping, stage],
+        );
       await dropStage(c, stage);
     });
     this.stages.delete(req.runId);

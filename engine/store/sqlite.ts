@@ -201,7 +201,7 @@ export class SqliteStore implements RuntimeStore {
     }
   }
 
-  async commitSnapshot(req: { mapping: string; runId: string }): Promise<void> {
+  async commitSnapshot(req: { mapping: string; runId: string; complete?: boolean }): Promise<void> {
     const stage = this.stages.get(req.runId);
     if (stage === undefined) return;
     this.db
@@ -218,10 +218,11 @@ export class SqliteStore implements RuntimeStore {
         ).run(req.mapping, stage);
         // A pending record whose key this completed run neither extracted nor deleted is gone from
         // the model and was never loaded: nothing is left to retry.
-        this.stmt(
-          `DELETE FROM pending WHERE mapping = ? AND NOT EXISTS (
-             SELECT 1 FROM temp.run_keys r WHERE r.stage = ? AND r.key = pending.key)`,
-        ).run(req.mapping, stage);
+        if (req.complete !== false)
+          this.stmt(
+            `DELETE FROM pending WHERE mapping = ? AND NOT EXISTS (
+               SELECT 1 FROM temp.run_keys r WHERE r.stage = ? AND r.key = pending.key)`,
+          ).run(req.mapping, stage);
         this.dropStage(stage);
       })
       .immediate();

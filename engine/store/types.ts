@@ -86,7 +86,11 @@ export interface RuntimeStore {
    * (a null hash removes the key: a delivered delete), drops pending records of keys the run neither
    * extracted nor deleted (gone from the model before they ever loaded), and drops the working set.
    */
-  commitSnapshot(req: { mapping: string; runId: string }): Promise<void>;
+  /**
+   * With `complete: false` (a run that failed part-way) only the confirmed outcomes are applied and
+   * no pending record is dropped: the run did not see every key.
+   */
+  commitSnapshot(req: { mapping: string; runId: string; complete?: boolean }): Promise<void>;
   /** Drops the working set of an aborted run; the snapshot is untouched. */
   discardStage(req: { runId: string }): Promise<void>;
   /** Forgets the mapping's snapshot: the next sync treats every record as added (`reset`). */

@@ -84,7 +84,12 @@ export async function runSync(req: SyncRequest): Promise<SyncRun> {
     await sync.consumeTriggers();
     status = sync.status();
   } catch (e) {
-    await req.store.discardStage({ runId: base.id }).catch(() => undefined);
+    // What the destination confirmed before the failure advances the snapshot (SPEC §3: records that
+    // loaded successfully advance it), so a record delivered here and deleted from the model before the
+    // next run still gets its delete. Everything else stays as it was and is sent again.
+    await req.store
+      .commitSnapshot({ mapping: resolved.name, runId: base.id, complete: false })
+      .catch(() => req.store.discardStage({ runId: base.id }).catch(() => undefined));
     await sync.saveRecords().catch(() => undefined);
     sync.runFailure(e);
     status = 'failed';

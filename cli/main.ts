@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-import { Command, CommanderError, Option } from 'commander';
+import { Command, CommanderError } from 'commander';
 import { ConfigError } from '../engine/errors.js';
 import { packageVersion } from '../engine/paths.js';
 import { applyCommand } from './commands/apply.js';
@@ -118,7 +118,6 @@ export async function main(argv: readonly string[]): Promise<number> {
     .action(run(async (id: string) => stateCommand(io(), { dir: dir(), sub: 'unlock', arg: id })));
 
   registerRuntimeCommands(program, { dir, run, io });
-  void Option;
 
   try {
     await program.parseAsync([...argv], { from: 'user' });

@@ -5,11 +5,9 @@ import { hasErrors } from '../engine/diagnostics.js';
 import { ConfigError } from '../engine/errors.js';
 import { openStateBackend } from '../engine/state/index.js';
 import type { StateBackend } from '../engine/state/types.js';
-import { openStore } from '../engine/store/index.js';
+import { DEFAULT_STORE_URL, openStore } from '../engine/store/index.js';
 import type { RuntimeStore } from '../engine/store/types.js';
 import { type IO, printDiagnostics } from './io.js';
-
-export const DEFAULT_STORE_URL = 'sqlite:.backflow/store.db';
 
 /** Reads and validates the config; prints warnings; throws ConfigError (already printed) on errors. */
 export async function loadConfig(io: IO, dir: string): Promise<Config> {

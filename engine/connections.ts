@@ -1,10 +1,10 @@
-import { createHash } from 'node:crypto';
 import { loadProvider } from '../providers/registry.js';
 import type { ConnectionSettings, ProviderType, Session } from '../providers/sdk.js';
 import { resolveDeep } from './config/env.js';
 import { loadDocument } from './config/load.js';
-import { sortKeys } from './config/normalize.js';
-import { KIND_TO_SECTION, parseAddress } from './config/sections.js';
+import { appliedUnredacted } from './config/normalize.js';
+import { parseAddress } from './config/sections.js';
+import type { BackflowConfig } from './config/types.gen.js';
 import { UserError } from './errors.js';
 import type { ResourceState } from './plan/types.js';
 
@@ -36,17 +36,14 @@ export async function openSession(req: OpenSessionRequest): Promise<Session> {
 async function unredacted(req: OpenSessionRequest): Promise<Readonly<Record<string, unknown>>> {
   const parsed = parseAddress(req.resource.address);
   const loaded = await loadDocument(req.configDir);
-  const section = parsed ? KIND_TO_SECTION[parsed.kind] : undefined;
-  const raw =
-    section && parsed
-      ? (loaded.data[section] as Record<string, unknown> | undefined)?.[parsed.name]
+  const body =
+    parsed && req.resource.sensitive_digest
+      ? appliedUnredacted(loaded.data as BackflowConfig, {
+          ...parsed,
+          sensitive_digest: req.resource.sensitive_digest,
+        })
       : undefined;
-  if (raw && typeof raw === 'object') {
-    const digest = createHash('sha256')
-      .update(JSON.stringify(sortKeys(raw)))
-      .digest('hex');
-    if (digest === req.resource.sensitive_digest) return raw as Record<string, unknown>;
-  }
+  if (body) return body;
   throw new UserError(
     `${req.resource.address} holds an inline password, which state keeps only redacted, and the config files in ${req.configDir} no longer hold the applied value`,
     { hint: 'move the password into ${env:NAME} and run `backflow apply`' },

@@ -1,9 +1,8 @@
-import { createHash } from 'node:crypto';
 import { durationOr } from '../config/durations.js';
 import { resolveDeep } from '../config/env.js';
 import { loadDocument } from '../config/load.js';
-import { DEFAULTS, sortKeys } from '../config/normalize.js';
-import type { Alert } from '../config/types.gen.js';
+import { appliedUnredacted, DEFAULTS } from '../config/normalize.js';
+import type { Alert, BackflowConfig } from '../config/types.gen.js';
 import { UserError } from '../errors.js';
 import type { StateDocument } from '../state/types.js';
 import type { AppliedAlert } from './types.js';
@@ -51,13 +50,12 @@ export async function resolveChannel<C extends 'email' | 'slack'>(
 
 async function unredacted(req: { alert: AppliedAlert; configDir: string }): Promise<Alert> {
   const loaded = await loadDocument(req.configDir);
-  const raw = (loaded.data.alerts as Record<string, Alert> | undefined)?.[req.alert.name];
-  if (raw && typeof raw === 'object') {
-    // Hashed exactly as normalize.ts hashes the body it redacts (defaults filled in, keys sorted).
-    const normal = sortKeys({ ...raw, repeat_after: raw.repeat_after ?? DEFAULTS.repeatAfter });
-    const digest = createHash('sha256').update(JSON.stringify(normal)).digest('hex');
-    if (digest === req.alert.sensitive_digest) return raw;
-  }
+  const body = appliedUnredacted(loaded.data as BackflowConfig, {
+    kind: 'alert',
+    name: req.alert.name,
+    sensitive_digest: req.alert.sensitive_digest!,
+  });
+  if (body) return body as unknown as Alert;
   throw new UserError(
     `alert.${req.alert.name} holds an inline password, which state keeps only redacted, and the config files in ${req.configDir} no longer hold the applied value`,
     { hint: 'move the password into ${env:NAME} and run `backflow apply`' },

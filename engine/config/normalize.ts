@@ -3,7 +3,7 @@ import { manifests } from '../../providers/manifests.js';
 import type { ActionName, ProviderType } from '../../providers/sdk.js';
 import type { ResourceKind, ResourceState } from '../plan/types.js';
 import { redact, redactDeep } from './env.js';
-import { SECTION_NAMES, SECTIONS } from './sections.js';
+import { KIND_TO_SECTION, SECTION_NAMES, SECTIONS } from './sections.js';
 import type { BackflowConfig, Mapping, SegmentIntegration } from './types.gen.js';
 
 /** Defaults written into normalised bodies, so spelling a default out is not a change. */
@@ -59,31 +59,51 @@ export function sortKeys<T>(value: T): T {
   return value;
 }
 
+/** A resource body with defaults filled in and keys sorted, before redaction. */
+function normalizedBody(kind: ResourceKind, body: unknown, doc: BackflowConfig): Record<string, unknown> {
+  let normal = body as Record<string, unknown>;
+  if (kind === 'mapping') normal = normalizeMapping(body as Mapping, doc);
+  if (kind === 'segment_integration') normal = normalizeIntegration(body as SegmentIntegration);
+  if (kind === 'alert') normal = { ...normal, repeat_after: normal.repeat_after ?? DEFAULTS.repeatAfter };
+  return sortKeys(normal);
+}
+
+function digest(sorted: Record<string, unknown>): string {
+  return createHash('sha256').update(JSON.stringify(sorted)).digest('hex');
+}
+
 /** The resources of a valid document, normalised (defaults, sorted keys, redacted), sorted by address. */
 export function toResources(doc: BackflowConfig): ResourceState[] {
   const out: ResourceState[] = [];
   for (const section of SECTION_NAMES) {
     const kind: ResourceKind = SECTIONS[section];
     for (const [name, body] of Object.entries((doc[section] as Record<string, unknown> | undefined) ?? {})) {
-      let normal = body as Record<string, unknown>;
-      if (kind === 'mapping') normal = normalizeMapping(body as Mapping, doc);
-      if (kind === 'segment_integration') normal = normalizeIntegration(body as SegmentIntegration);
-      if (kind === 'alert') normal = { ...normal, repeat_after: normal.repeat_after ?? DEFAULTS.repeatAfter };
-      const sorted = sortKeys(normal);
+      const sorted = normalizedBody(kind, body, doc);
       const redacted = redactDeep(sorted);
-      const raw = JSON.stringify(sorted);
       out.push({
         address: `${kind}.${name}`,
         kind,
         name,
         body: redacted,
-        ...(JSON.stringify(redacted) !== raw
-          ? { sensitive_digest: createHash('sha256').update(raw).digest('hex') }
-          : {}),
+        ...(JSON.stringify(redacted) !== JSON.stringify(sorted) ? { sensitive_digest: digest(sorted) } : {}),
       });
     }
   }
   return out.sort((a, b) => (a.address < b.address ? -1 : a.address > b.address ? 1 : 0));
+}
+
+/**
+ * The unredacted body of a resource whose state keeps it redacted (an inline password), taken from the
+ * config document only while it is the applied one (same digest, computed as `toResources` does).
+ */
+export function appliedUnredacted(
+  doc: BackflowConfig,
+  resource: { kind: ResourceKind; name: string; sensitive_digest: string },
+): Record<string, unknown> | undefined {
+  const raw = (doc[KIND_TO_SECTION[resource.kind]] as Record<string, unknown> | undefined)?.[resource.name];
+  if (!raw || typeof raw !== 'object') return undefined;
+  const sorted = normalizedBody(resource.kind, raw, doc);
+  return digest(sorted) === resource.sensitive_digest ? sorted : undefined;
 }
 
 export { redact };

@@ -2,8 +2,6 @@ import { segmentsInScope } from '../config/rules/templates.js';
 import type { Segment } from '../config/types.gen.js';
 import type { Effect, ResourceChange, ResourceState } from './types.js';
 
-type Bodies = ReadonlyMap<string, Readonly<Record<string, unknown>>>;
-
 function byKind(resources: readonly ResourceState[], kind: string): Map<string, Record<string, unknown>> {
   return new Map(
     resources.filter((r) => r.kind === kind).map((r) => [r.name, r.body as Record<string, unknown>]),
@@ -111,5 +109,3 @@ function splitAddress(address: string): [string, string] {
   const dot = address.indexOf('.');
   return [address.slice(0, dot), address.slice(dot + 1)];
 }
-
-export type { Bodies };

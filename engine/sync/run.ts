@@ -5,7 +5,7 @@ import { closeQuietly, openSession } from '../connections.js';
 import { errorMessage, ProviderError } from '../errors.js';
 import type { StateDocument } from '../state/types.js';
 import type { KeyOutcome, RuntimeStore } from '../store/types.js';
-import { ErrorCollector, recommendedAction } from './errors.js';
+import { ErrorCollector } from './errors.js';
 import { compileFields } from './fields.js';
 import { hashRecord, idempotencyKey, recordKey } from './hash.js';
 import { type ResolvedMapping, resolveMapping } from './resolve.js';
@@ -261,27 +261,19 @@ class SyncExecution {
       const mapped = mapper.map(row);
       const change: Change = previous === null || this.fullResync ? 'added' : 'updated';
       if (!mapped.ok) {
-        this[change === 'added' ? 'countAdded' : 'countUpdated']();
+        this.c[change === 'added' ? 'added' : 'updated']++;
         this.fail(change, mapped.code, `field \`${mapped.field}\`: ${mapped.message}`, row, key);
         outcomes.push({ key, outcome: 'failed', hash: null });
         continue;
       }
       const hash = hashRecord(mapped.fields);
       if (!this.fullResync && previous === hash) continue; // unchanged: staged as seen, nothing to do
-      this[change === 'added' ? 'countAdded' : 'countUpdated']();
+      this.c[change === 'added' ? 'added' : 'updated']++;
       candidates.push({ key, change, fields: mapped.fields, hash });
     }
     await this.select(candidates, outcomes);
     if (outcomes.length) await store.markKeys({ runId: this.runId, outcomes });
     await this.flush(false);
-  }
-
-  private countAdded(): void {
-    this.c.added++;
-  }
-
-  private countUpdated(): void {
-    this.c.updated++;
   }
 
   /** Applies sync_on and the retry window, queueing what is to be sent. */
@@ -506,7 +498,6 @@ class SyncExecution {
           : 'sync_failed';
     const hint = (e as { hint?: string }).hint;
     this.errors.add(code, errorMessage(e) + (hint ? ` (${hint})` : ''), undefined, 'run', 0);
-    void recommendedAction;
   }
 
   status(): SyncRun['status'] {

@@ -244,7 +244,10 @@ export class PostgresStateBackend implements StateBackend {
   /** The backend pid holding the advisory lock (null: free) and the info row, whoever wrote it. */
   private async inspect(): Promise<{ pid: number | null; row: LockRow | undefined }> {
     const res = await this.query<LockRow & { holder: number | null }>(
-      `SELECT l.id, l.who, l.operation, l.created, l.backend_pid, h.pid AS holder
+      `SELECT l.id, l.who, l.operation,
+              -- the same text as JavaScript's toISOString(), which wrote it (no trailing zeros dropped)
+              to_char(l.created AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') AS created,
+              l.backend_pid, h.pid AS holder
          FROM (SELECT 1) AS one
          LEFT JOIN ${this.lockTable} AS l ON l.lock_key = $1
          LEFT JOIN (SELECT pid FROM pg_locks

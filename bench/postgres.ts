@@ -20,6 +20,7 @@ import { fileURLToPath } from 'node:url';
 import pg from 'pg';
 import type { ResourceState } from '../engine/plan/types.js';
 import { STATE_VERSION, type StateDocument } from '../engine/state/types.js';
+import { profileArgs } from './child.js';
 
 export interface PostgresBenchRequest {
   /** A PostgreSQL server URL whose user may create databases; the bench works in a database of its own. */
@@ -218,7 +219,7 @@ async function childSync(req: ChildRequest): Promise<ChildResult> {
   // memory then counts in the RSS figure.
   const [cmd, args] = self.endsWith('.ts')
     ? [join(process.cwd(), 'node_modules', '.bin', 'vite-node'), [self, '--', CHILD_FLAG]]
-    : [process.execPath, [self, CHILD_FLAG]];
+    : [process.execPath, [...profileArgs(), self, CHILD_FLAG]];
   const started = performance.now();
   const out = await new Promise<string>((resolve, reject) => {
     const child = spawn(cmd, args, { stdio: ['pipe', 'pipe', 'inherit'] });

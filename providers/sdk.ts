@@ -65,10 +65,30 @@ export interface StreamRequest {
   readonly signal?: AbortSignal;
 }
 
+/**
+ * A batch of rows as the source read them, in its own text form, decoded only on demand. Each row's
+ * fingerprint is a digest of that text: the sync engine keeps it as the row's content hash, so a row
+ * whose text has not changed since the last load is recognised without decoding, mapping or hashing it.
+ */
+export interface RawRows {
+  readonly length: number;
+  /**
+   * A digest of row `i`'s text (base64url, at least 64 bits). The same row text gives the same
+   * fingerprint however the rows were read (a source with two read paths fingerprints both alike).
+   */
+  fingerprint(i: number): string;
+  /** Row `i` with only `columns` decoded (the primary key), valued exactly as `stream` values them. */
+  pick(i: number, columns: readonly string[]): Row;
+  /** Row `i` fully decoded, exactly as `stream` returns it. */
+  row(i: number): Row;
+}
+
 /** Reads a model: describe its columns without a full scan, stream its rows in batches. */
 export interface SourceCapability {
   describe(req: DescribeRequest): Promise<readonly Column[]>;
   stream(req: StreamRequest): AsyncIterable<readonly Row[]>;
+  /** Optional: the same rows as `stream`, as fingerprinted raw batches (see RawRows). */
+  streamRaw?(req: StreamRequest): AsyncIterable<RawRows>;
 }
 
 /** One record to load. `fields` is null for deleted records (their data is gone from the model). */

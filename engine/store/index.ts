@@ -3,7 +3,7 @@ import { dirname, resolve } from 'node:path';
 import { UserError } from '../errors.js';
 import type { RuntimeStore } from './types.js';
 
-export type { KeyOutcome, PendingRecord, RunFilter, RuntimeStore } from './types.js';
+export type { PendingRecord, RunFilter, RuntimeStore, SnapshotEntry } from './types.js';
 
 /** Where the runtime store lives when `settings.store` says nothing. */
 export const DEFAULT_STORE_URL = 'sqlite:.backflow/store.db';

@@ -15,9 +15,10 @@ export interface Migration {
  * The SQLite store's schema, as an append-only list: add a change at the end with the next
  * version; never edit or reorder one that has shipped (stores in the field have applied it).
  *
- * `snapshots` and `pending` are WITHOUT ROWID tables keyed by what every query seeks on, so
- * diffing a 1M-row model is index seeks and merges, not memory. A run's working set
- * (`run_keys`) is not here: it lives in the connection's temporary schema (see sqlite.ts).
+ * `snapshots` and `pending` are WITHOUT ROWID tables keyed by what every query seeks on: a sync
+ * reads its snapshot in key order, and writes its outcomes back in key order. A run's outcomes
+ * before the commit (`run_outcomes`) are not here: they live in the connection's temporary schema
+ * (see sqlite.ts).
  */
 export const migrations: readonly Migration[] = [
   {
@@ -84,6 +85,22 @@ export const migrations: readonly Migration[] = [
   { version: 2, name: segmentsMigration.name, sql: segmentsMigration.sqlite },
   { version: alertsMigration.version, name: alertsMigration.name, sql: alertsMigration.sqlite },
   { version: agentMigration.version, name: agentMigration.name, sql: agentMigration.sqlite },
+  {
+    version: 5,
+    name: 'run records in chunks',
+    // One row per batch of a run's records (JSON array, in order); run_records keeps only the failed
+    // and expired ones, indexed for drill-down. A million loaded records are a thousand rows, not a
+    // million rows and two index entries each.
+    sql: `
+      CREATE TABLE run_record_chunks (
+        run_id  TEXT NOT NULL,
+        seq     INTEGER NOT NULL,
+        count   INTEGER NOT NULL,
+        records TEXT NOT NULL,
+        PRIMARY KEY (run_id, seq)
+      ) WITHOUT ROWID;
+    `,
+  },
 ];
 
 /**

@@ -100,6 +100,19 @@ export const pgMigrations: readonly PgMigration[] = [
   { version: 2, name: segmentsMigration.name, sql: segmentsMigration.postgres },
   { version: alertsMigration.version, name: alertsMigration.name, sql: alertsMigration.postgres },
   { version: agentMigration.version, name: agentMigration.name, sql: agentMigration.postgres },
+  {
+    version: 5,
+    name: 'run records in chunks',
+    sql: `
+      CREATE TABLE run_record_chunks (
+        run_id  text COLLATE "C" NOT NULL,
+        seq     integer NOT NULL,
+        count   integer NOT NULL,
+        records json NOT NULL,
+        PRIMARY KEY (run_id, seq)
+      );
+    `,
+  },
 ];
 
 /** Arbitrary but fixed: the transaction-scoped advisory lock that serialises migrations. */

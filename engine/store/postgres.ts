@@ -9,12 +9,9 @@ import {
 import { BugError } from '../errors.js';
 import type { RunRecord, SyncRun } from '../sync/types.js';
 import { applyPgMigrations } from './postgres-migrations.js';
+import { encodeChunk, pageChunks, unloaded } from './run-records.js';
 import { PostgresSql, type StoreSql } from './sql.js';
-import type { KeyOutcome, PendingRecord, RunFilter, RuntimeStore } from './types.js';
-
-type StageResult = string | null | { duplicate: true };
-
-const DUPLICATE: { duplicate: true } = Object.freeze({ duplicate: true });
+import type { PendingRecord, RunFilter, RuntimeStore, SnapshotEntry } from './types.js';
 
 /** Opens a PostgreSQL runtime store (what `settings.store: postgres://…` names) and migrates it. */
 export async function openPostgresStore(req: { url: string; configDir?: string }): Promise<RuntimeStore> {
@@ -105,28 +102,52 @@ export class PostgresStore implements RuntimeStore {
 
   async addRunRecords(runId: string, records: readonly RunRecord[]): Promise<void> {
     if (records.length === 0) return;
-    await this.q(
-      `INSERT INTO run_records (run_id, key, change, status, code, message, payload)
-       SELECT $1, k, c, s, code, msg, p::json
-         FROM unnest($2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[])
-              WITH ORDINALITY AS u(k, c, s, code, msg, p, ord)
-        ORDER BY ord`,
-      [
-        runId,
-        records.map((r) => r.key),
-        records.map((r) => r.change),
-        records.map((r) => r.status),
-        records.map((r) => r.code ?? null),
-        records.map((r) => r.message ?? null),
-        records.map((r) => (r.payload === null ? null : JSON.stringify(r.payload))),
-      ],
-    );
+    const rows = unloaded(records);
+    await this.transaction(async (c) => {
+      await c.query(
+        `INSERT INTO run_record_chunks (run_id, seq, count, records)
+         SELECT $1, coalesce(max(seq), 0) + 1, $2, $3::json FROM run_record_chunks WHERE run_id = $1`,
+        [runId, records.length, encodeChunk(records)],
+      );
+      if (rows.length === 0) return;
+      await c.query(
+        `INSERT INTO run_records (run_id, key, change, status, code, message, payload)
+         SELECT $1, k, c, s, code, msg, p::json
+           FROM unnest($2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[])
+                WITH ORDINALITY AS u(k, c, s, code, msg, p, ord)
+          ORDER BY ord`,
+        [
+          runId,
+          rows.map((r) => r.key),
+          rows.map((r) => r.change),
+          rows.map((r) => r.status),
+          rows.map((r) => r.code ?? null),
+          rows.map((r) => r.message ?? null),
+          rows.map((r) => (r.payload === null ? null : JSON.stringify(r.payload))),
+        ],
+      );
+    });
   }
 
   async listRunRecords(
     runId: string,
     req: { status?: RunRecord['status']; limit?: number; offset?: number },
   ): Promise<readonly RunRecord[]> {
+    const chunks = await this.q<{ seq: number; count: number }>(
+      'SELECT seq, count FROM run_record_chunks WHERE run_id = $1 ORDER BY seq',
+      [runId],
+    );
+    if (chunks.rows.length > 0 && (req.status === undefined || req.status === 'ok')) {
+      const read = async (seq: number) =>
+        (
+          await this.q<{ records: string }>(
+            'SELECT records::text AS records FROM run_record_chunks WHERE run_id = $1 AND seq = $2',
+            [runId, seq],
+          )
+        ).rows[0]!.records;
+      return pageChunks(chunks.rows, read, req);
+    }
+    // Failed and expired records (and every record of a run stored before chunks) have rows of their own.
     const res = await this.q<RunRecordRow>(
       `SELECT key, change, status, code, message, payload FROM run_records
         WHERE run_id = $1 AND ($2::text IS NULL OR status = $2)
@@ -136,107 +157,52 @@ export class PostgresStore implements RuntimeStore {
     return res.rows.map(runRecord);
   }
 
-  // --- diff working set ---------------------------------------------------------------------
+  // --- snapshot and a run's outcomes ------------------------------------------------------------
 
-  async stageKeys(req: {
-    mapping: string;
-    runId: string;
-    keys: readonly string[];
-  }): Promise<readonly StageResult[]> {
-    if (req.keys.length === 0) return [];
-    const stage = await this.stageId(req.runId);
-    // One statement: the keys that were new to this run come back, each with its snapshot hash.
-    // Keys not returned were staged before (an earlier batch, or earlier in this one).
-    const res = await this.q<{ key: string; hash: string | null }>(
-      `WITH ins AS (
-         INSERT INTO run_keys (stage, key) SELECT $1, k FROM unnest($2::text[]) AS u(k)
-         ON CONFLICT DO NOTHING
-         RETURNING key)
-       SELECT ins.key, s.hash FROM ins LEFT JOIN snapshots s ON s.mapping = $3 AND s.key = ins.key`,
-      [stage, req.keys, req.mapping],
-    );
-    const fresh = new Map<string, string | null>();
-    for (const r of res.rows) fresh.set(r.key, r.hash);
-    return req.keys.map((key) => {
-      // A key twice in one batch is returned once: the first occurrence takes it.
-      if (!fresh.has(key)) return DUPLICATE;
-      const hash = fresh.get(key) ?? null;
-      fresh.delete(key);
-      return hash;
-    });
-  }
-
-  async markKeys(req: {
-    runId: string;
-    outcomes: readonly { key: string; outcome: KeyOutcome; hash: string | null }[];
-  }): Promise<void> {
-    if (req.outcomes.length === 0) return;
-    const stage = await this.stageId(req.runId);
-    // The last mark of a key wins (one statement cannot update a row twice).
-    const last = new Map<string, { outcome: KeyOutcome; hash: string | null }>();
-    for (const o of req.outcomes) {
-      last.delete(o.key);
-      last.set(o.key, o);
-    }
-    const keys = [...last.keys()];
-    const values = [...last.values()];
-    await this.q(
-      `INSERT INTO run_keys (stage, key, outcome, hash)
-       SELECT $1, k, o, h FROM unnest($2::text[], $3::text[], $4::text[]) AS u(k, o, h)
-       ON CONFLICT (stage, key) DO UPDATE SET outcome = EXCLUDED.outcome, hash = EXCLUDED.hash`,
-      [stage, keys, values.map((v) => v.outcome), values.map((v) => v.hash)],
-    );
-  }
-
-  async *unseenKeys(req: {
-    mapping: string;
-    runId: string;
-    batchSize: number;
-  }): AsyncIterable<readonly { key: string; hash: string }[]> {
-    const stage = await this.stageId(req.runId);
-    const limit = Math.max(1, Math.floor(req.batchSize));
+  async *snapshotPages(req: { mapping: string; pageSize: number }): AsyncIterable<readonly SnapshotEntry[]> {
+    const limit = Math.max(1, Math.floor(req.pageSize));
     let after: string | null = null;
     for (;;) {
-      // Each page is its own query (no cursor held across a yield), continuing after the last key:
-      // keys marked by the consumer meanwhile are behind us and cannot shift the pages ahead.
       const res: pg.QueryResult<{ key: string; hash: string }> = await this.q(
-        `SELECT s.key, s.hash FROM snapshots s
-          WHERE s.mapping = $1 AND ($2::text IS NULL OR s.key > $2)
-            AND NOT EXISTS (SELECT 1 FROM run_keys r WHERE r.stage = $3 AND r.key = s.key)
-          ORDER BY s.key LIMIT $4`,
-        [req.mapping, after, stage, limit],
+        `SELECT key, hash FROM snapshots WHERE mapping = $1 AND ($2::text IS NULL OR key > $2)
+          ORDER BY key LIMIT $3`,
+        [req.mapping, after, limit],
       );
-      if (res.rows.length > 0) yield res.rows;
+      if (res.rows.length > 0) yield res.rows.map((r): SnapshotEntry => [r.key, r.hash]);
       if (res.rows.length < limit) return;
       after = res.rows[res.rows.length - 1]!.key;
     }
   }
 
-  async commitSnapshot(req: { mapping: string; runId: string; complete?: boolean }): Promise<void> {
+  async addOutcomes(req: {
+    runId: string;
+    outcomes: readonly { key: string; hash: string | null }[];
+  }): Promise<void> {
+    if (req.outcomes.length === 0) return;
+    const stage = await this.stageId(req.runId);
+    await this.q(
+      `INSERT INTO run_keys (stage, key, outcome, hash)
+       SELECT $1, k, 'ok', h FROM unnest($2::text[], $3::text[]) AS u(k, h)
+       ON CONFLICT (stage, key) DO UPDATE SET outcome = EXCLUDED.outcome, hash = EXCLUDED.hash`,
+      [stage, req.outcomes.map((o) => o.key), req.outcomes.map((o) => o.hash)],
+    );
+  }
+
+  async commitSnapshot(req: { mapping: string; runId: string }): Promise<void> {
     const stage = await this.existingStageId(req.runId);
     if (stage === undefined) return;
     await this.transaction(async (c) => {
       await c.query(
         `INSERT INTO snapshots (mapping, key, hash)
-         SELECT $1, key, hash FROM run_keys
-          WHERE stage = $2 AND outcome IN ('ok', 'skipped') AND hash IS NOT NULL
+         SELECT $1, key, hash FROM run_keys WHERE stage = $2 AND hash IS NOT NULL
          ON CONFLICT (mapping, key) DO UPDATE SET hash = EXCLUDED.hash`,
         [req.mapping, stage],
       );
       await c.query(
         `DELETE FROM snapshots s USING run_keys r
-          WHERE s.mapping = $1 AND r.stage = $2 AND r.key = s.key
-            AND r.outcome IN ('ok', 'skipped') AND r.hash IS NULL`,
+          WHERE s.mapping = $1 AND r.stage = $2 AND r.key = s.key AND r.hash IS NULL`,
         [req.mapping, stage],
       );
-      // A pending record whose key this completed run neither extracted nor deleted is gone from
-      // the model and was never loaded: nothing is left to retry.
-      if (req.complete !== false)
-        await c.query(
-          `DELETE FROM pending p WHERE p.mapping = $1
-              AND NOT EXISTS (SELECT 1 FROM run_keys r WHERE r.stage = $2 AND r.key = p.key)`,
-          [req.mapping, stage],
-        );
       await dropStage(c, stage);
     });
     this.stages.delete(req.runId);
@@ -322,6 +288,13 @@ export class PostgresStore implements RuntimeStore {
       mapping,
     ]);
     return res.rows[0]?.n ?? 0;
+  }
+
+  async pendingKeys(mapping: string): Promise<readonly string[]> {
+    const res = await this.q<{ key: string }>('SELECT key FROM pending WHERE mapping = $1 ORDER BY key', [
+      mapping,
+    ]);
+    return res.rows.map((r) => r.key);
   }
 
   // --- small facts ---------------------------------------------------------------------------

@@ -2,29 +2,24 @@ import BetterSqlite3, { type Database, type Statement } from 'better-sqlite3';
 import { BugError } from '../errors.js';
 import type { RunRecord, SyncRun } from '../sync/types.js';
 import { applyMigrations } from './migrations.js';
+import { encodeChunk, pageChunks, unloaded } from './run-records.js';
 import { SqliteSql, type StoreSql } from './sql.js';
-import type { KeyOutcome, PendingRecord, RunFilter, RuntimeStore } from './types.js';
-
-type StageResult = string | null | { duplicate: true };
-
-const DUPLICATE: { duplicate: true } = Object.freeze({ duplicate: true });
+import type { PendingRecord, RunFilter, RuntimeStore, SnapshotEntry } from './types.js';
 
 /**
  * The runtime store in one SQLite file. better-sqlite3 is synchronous; the methods stay async
  * so the engine is the same over PostgreSQL. WAL lets the CLI read while a sync writes.
  *
- * A run's working set (`run_keys`: every key it extracted, then each key's outcome) lives in
- * this connection's temporary schema, a private file that spills to disk beyond its cache. It
- * is written per key in the model's order, which is random for the B-tree: in the main file
- * each batch would dirty thousands of pages and push them through the WAL, holding the write
- * lock other processes wait on; in the temp schema nothing is journalled or shared. Only the
- * process running a sync ever reads its working set, and a crashed run's set must vanish anyway.
+ * A run's confirmed outcomes (`run_outcomes`: each key loaded, with its new hash) live in this
+ * connection's temporary schema until the run commits them into the snapshot in key order: nothing is
+ * journalled or shared meanwhile, and a crashed run's outcomes vanish with it (its records are sent
+ * again). The diff itself runs in memory (engine/sync/key-index.ts) over one scan of the snapshot.
  */
 export class SqliteStore implements RuntimeStore {
   readonly kind = 'sqlite' as const;
   readonly sql: StoreSql;
   private readonly db: Database;
-  /** runId → the small integer keying its rows in `temp.run_keys`. */
+  /** runId → the small integer keying its rows in `temp.run_outcomes`. */
   private readonly stages = new Map<string, number>();
   private nextStage = 1;
   private readonly stmts = new Map<string, Statement>();
@@ -44,13 +39,9 @@ export class SqliteStore implements RuntimeStore {
     this.db.pragma('cache_size = -32768');
     this.db.pragma('temp_store = FILE');
     this.db.pragma('temp.cache_size = -32768');
-    this.db.exec(`CREATE TEMP TABLE IF NOT EXISTS run_keys (
-      stage   INTEGER NOT NULL,
-      key     TEXT NOT NULL,
-      outcome TEXT,
-      hash    TEXT,
-      PRIMARY KEY (stage, key)
-    ) WITHOUT ROWID`);
+    // Appended in load order (no key index to maintain); sorted once, by the commit.
+    this.db.exec(`CREATE TEMP TABLE IF NOT EXISTS run_outcomes (stage INTEGER NOT NULL, key TEXT NOT NULL, hash TEXT);
+      CREATE INDEX IF NOT EXISTS temp.run_outcomes_stage ON run_outcomes (stage)`);
     this.sql = new SqliteSql(this.db);
   }
 
@@ -100,12 +91,17 @@ export class SqliteStore implements RuntimeStore {
   }
 
   async addRunRecords(runId: string, records: readonly RunRecord[]): Promise<void> {
+    if (records.length === 0) return;
     const insert = this.stmt(
       `INSERT INTO run_records (run_id, key, change, status, code, message, payload)
        VALUES (?, ?, ?, ?, ?, ?, ?)`,
     );
     this.db.transaction(() => {
-      for (const r of records) {
+      this.stmt(
+        `INSERT INTO run_record_chunks (run_id, seq, count, records)
+         SELECT @runId, coalesce(max(seq), 0) + 1, @count, @records FROM run_record_chunks WHERE run_id = @runId`,
+      ).run({ runId, count: records.length, records: encodeChunk(records) });
+      for (const r of unloaded(records)) {
         const payload = r.payload === null ? null : JSON.stringify(r.payload);
         insert.run(runId, r.key, r.change, r.status, r.code ?? null, r.message ?? null, payload);
       }
@@ -116,6 +112,14 @@ export class SqliteStore implements RuntimeStore {
     runId: string,
     req: { status?: RunRecord['status']; limit?: number; offset?: number },
   ): Promise<readonly RunRecord[]> {
+    const chunks = this.stmt('SELECT seq, count FROM run_record_chunks WHERE run_id = ? ORDER BY seq').all(
+      runId,
+    ) as { seq: number; count: number }[];
+    if (chunks.length > 0 && (req.status === undefined || req.status === 'ok')) {
+      const read = this.stmt('SELECT records FROM run_record_chunks WHERE run_id = ? AND seq = ?').pluck();
+      return pageChunks(chunks, async (seq) => read.get(runId, seq) as string, req);
+    }
+    // Failed and expired records (and every record of a run stored before chunks) have rows of their own.
     const byStatus = req.status === undefined ? '' : 'AND status = @status';
     const rows = this.stmt(
       `SELECT key, change, status, code, message, payload FROM run_records
@@ -124,105 +128,52 @@ export class SqliteStore implements RuntimeStore {
     return rows.map(runRecord);
   }
 
-  // --- diff working set ---------------------------------------------------------------------
+  // --- snapshot and a run's outcomes ------------------------------------------------------------
 
-  async stageKeys(req: {
-    mapping: string;
-    runId: string;
-    keys: readonly string[];
-  }): Promise<readonly StageResult[]> {
-    if (req.keys.length === 0) return [];
-    const stage = this.stageId(req.runId);
-    // One statement per batch: the keys go in as a JSON array; RETURNING yields the keys that were
-    // new to this run, each with its snapshot hash. Keys not returned were staged before.
-    const insert = this.stmt(
-      `INSERT INTO temp.run_keys (stage, key) SELECT ?, value FROM json_each(?) WHERE true
-       ON CONFLICT DO NOTHING
-       RETURNING key, (SELECT hash FROM main.snapshots s WHERE s.mapping = ? AND s.key = run_keys.key)`,
-    ).raw();
-    // In key order, consecutive seeks land on neighbouring pages of both B-trees.
-    const sorted = [...req.keys].sort();
-    const fresh = new Map<string, string | null>();
-    for (const [key, hash] of insert.all(stage, JSON.stringify(sorted), req.mapping) as [
-      string,
-      string | null,
-    ][])
-      fresh.set(key, hash);
-    return req.keys.map((key) => {
-      // A key twice in one batch is returned once: the first occurrence takes it.
-      if (!fresh.has(key)) return DUPLICATE;
-      const hash = fresh.get(key) ?? null;
-      fresh.delete(key);
-      return hash;
-    });
-  }
-
-  async markKeys(req: {
-    runId: string;
-    outcomes: readonly { key: string; outcome: KeyOutcome; hash: string | null }[];
-  }): Promise<void> {
-    if (req.outcomes.length === 0) return;
-    const stage = this.stageId(req.runId);
-    // One statement per call, the outcomes in key order (neighbouring seeks); the sort is stable,
-    // so when a key comes twice the last outcome still wins.
-    const sorted = [...req.outcomes].sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
-    this.stmt(
-      `INSERT INTO temp.run_keys (stage, key, outcome, hash)
-       SELECT ?, value ->> 0, value ->> 1, value ->> 2 FROM json_each(?) WHERE true
-       ON CONFLICT (stage, key) DO UPDATE SET outcome = excluded.outcome, hash = excluded.hash`,
-    ).run(stage, JSON.stringify(sorted.map((o) => [o.key, o.outcome, o.hash])));
-  }
-
-  async *unseenKeys(req: {
-    mapping: string;
-    runId: string;
-    batchSize: number;
-  }): AsyncIterable<readonly { key: string; hash: string }[]> {
-    const stage = this.stageId(req.runId);
-    const unseen = `SELECT s.key, s.hash FROM snapshots s
-      WHERE s.mapping = @mapping AND s.key > @after
-        AND NOT EXISTS (SELECT 1 FROM temp.run_keys r WHERE r.stage = @stage AND r.key = s.key)
-      ORDER BY s.key LIMIT @limit`;
-    const first = this.stmt(unseen.replace('AND s.key > @after', ''));
-    const next = this.stmt(unseen);
-    const limit = Math.max(1, req.batchSize);
+  async *snapshotPages(req: { mapping: string; pageSize: number }): AsyncIterable<readonly SnapshotEntry[]> {
+    const sql = `SELECT key, hash FROM snapshots WHERE mapping = @mapping AND key > @after ORDER BY key LIMIT @limit`;
+    const first = this.stmt(sql.replace('AND key > @after', '')).raw();
+    const next = this.stmt(sql).raw();
+    const limit = Math.max(1, Math.floor(req.pageSize));
     let after: string | undefined;
     for (;;) {
-      // Each page is its own query (no cursor held across a yield), continuing after the last key:
-      // keys marked by the consumer meanwhile are behind us and cannot shift the pages ahead.
       const page = (
         after === undefined
-          ? first.all({ mapping: req.mapping, stage, limit })
-          : next.all({ mapping: req.mapping, stage, limit, after })
-      ) as { key: string; hash: string }[];
+          ? first.all({ mapping: req.mapping, limit })
+          : next.all({ mapping: req.mapping, limit, after })
+      ) as [string, string][];
       if (page.length > 0) yield page;
       if (page.length < limit) return;
-      after = page[page.length - 1]!.key;
+      after = page[page.length - 1]![0];
     }
   }
 
-  async commitSnapshot(req: { mapping: string; runId: string; complete?: boolean }): Promise<void> {
+  async addOutcomes(req: {
+    runId: string;
+    outcomes: readonly { key: string; hash: string | null }[];
+  }): Promise<void> {
+    if (req.outcomes.length === 0) return;
+    this.stmt(
+      `INSERT INTO temp.run_outcomes (stage, key, hash)
+       SELECT ?, value ->> 0, value ->> 1 FROM json_each(?)`,
+    ).run(this.stageId(req.runId), JSON.stringify(req.outcomes.map((o) => [o.key, o.hash])));
+  }
+
+  async commitSnapshot(req: { mapping: string; runId: string }): Promise<void> {
     const stage = this.stages.get(req.runId);
     if (stage === undefined) return;
     this.db
       .transaction(() => {
+        // In key order: the snapshot's B-tree is written page after page, not seek by seek.
         this.stmt(
           `INSERT INTO snapshots (mapping, key, hash)
-           SELECT ?, key, hash FROM temp.run_keys
-           WHERE stage = ? AND outcome IN ('ok', 'skipped') AND hash IS NOT NULL
+           SELECT ?, key, hash FROM temp.run_outcomes WHERE stage = ? AND hash IS NOT NULL ORDER BY key
            ON CONFLICT (mapping, key) DO UPDATE SET hash = excluded.hash`,
         ).run(req.mapping, stage);
         this.stmt(
           `DELETE FROM snapshots WHERE mapping = ? AND key IN (
-             SELECT key FROM temp.run_keys WHERE stage = ? AND outcome IN ('ok', 'skipped') AND hash IS NULL)`,
+             SELECT key FROM temp.run_outcomes WHERE stage = ? AND hash IS NULL)`,
         ).run(req.mapping, stage);
-        // A pending record whose key this completed run neither extracted nor deleted is gone from
-        // the model and was never loaded: nothing is left to retry.
-        if (req.complete !== false)
-          this.stmt(
-            `DELETE FROM pending WHERE mapping = ? AND NOT EXISTS (
-               SELECT 1 FROM temp.run_keys r WHERE r.stage = ? AND r.key = pending.key)`,
-          ).run(req.mapping, stage);
         this.dropStage(stage);
       })
       .immediate();
@@ -302,6 +253,12 @@ export class SqliteStore implements RuntimeStore {
     return this.stmt('SELECT count(*) FROM pending WHERE mapping = ?').pluck().get(mapping) as number;
   }
 
+  async pendingKeys(mapping: string): Promise<readonly string[]> {
+    return this.stmt('SELECT key FROM pending WHERE mapping = ? ORDER BY key')
+      .pluck()
+      .all(mapping) as string[];
+  }
+
   // --- small facts ---------------------------------------------------------------------------
 
   async getMeta(key: string): Promise<string | undefined> {
@@ -337,7 +294,7 @@ export class SqliteStore implements RuntimeStore {
   }
 
   private dropStage(stage: number): void {
-    this.stmt('DELETE FROM temp.run_keys WHERE stage = ?').run(stage);
+    this.stmt('DELETE FROM temp.run_outcomes WHERE stage = ?').run(stage);
   }
 }
 

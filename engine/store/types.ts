@@ -30,8 +30,8 @@ export interface PendingRecord {
   readonly expired: boolean;
 }
 
-/** How a key ended in this run; `stage` rows are committed into the snapshot only when the run finishes. */
-export type KeyOutcome = 'unchanged' | 'ok' | 'failed' | 'skipped' | 'expired';
+/** One snapshot entry: a key and the content hash last loaded for it. */
+export type SnapshotEntry = readonly [key: string, hash: string];
 
 /**
  * The runtime store: runs, per-mapping snapshots (key → content hash of the mapped record),
@@ -60,38 +60,24 @@ export interface RuntimeStore {
     req: { status?: RunRecord['status']; limit?: number; offset?: number },
   ): Promise<readonly RunRecord[]>;
 
-  // --- diff working set of one run ------------------------------------------------------------
+  // --- snapshot and a run's confirmed outcomes -------------------------------------------------
   /**
-   * Records the keys of an extracted batch for run `runId`; returns for each key the snapshot hash
-   * (null when absent) or `duplicate` when the key was already seen in this run.
+   * The mapping's snapshot — key → content hash of what was last loaded — in key order (byte order),
+   * `pageSize` entries per page. Keyset pagination: no cursor is held between pages.
    */
-  stageKeys(req: {
-    mapping: string;
+  snapshotPages(req: { mapping: string; pageSize: number }): AsyncIterable<readonly SnapshotEntry[]>;
+  /**
+   * Records outcomes run `runId` confirmed: the hash each key now has downstream, or null for a
+   * delivered delete. Each key at most once per run. Nothing changes in the snapshot until
+   * `commitSnapshot`.
+   */
+  addOutcomes(req: {
     runId: string;
-    keys: readonly string[];
-  }): Promise<readonly (string | null | { duplicate: true })[]>;
-  /** Sets the outcome (and the hash to commit) of keys, inserting keys not staged yet (deleted records). */
-  markKeys(req: {
-    runId: string;
-    outcomes: readonly { key: string; outcome: KeyOutcome; hash: string | null }[];
+    outcomes: readonly { key: string; hash: string | null }[];
   }): Promise<void>;
-  /** Snapshot keys of `mapping` not staged by `runId` (the deleted records), in batches ordered by key (keyset pagination: keys marked meanwhile must not disturb it). */
-  unseenKeys(req: {
-    mapping: string;
-    runId: string;
-    batchSize: number;
-  }): AsyncIterable<readonly { key: string; hash: string }[]>;
-  /**
-   * Atomically applies the run's outcomes to the snapshot: `ok`/`skipped` keys take their staged hash
-   * (a null hash removes the key: a delivered delete), drops pending records of keys the run neither
-   * extracted nor deleted (gone from the model before they ever loaded), and drops the working set.
-   */
-  /**
-   * With `complete: false` (a run that failed part-way) only the confirmed outcomes are applied and
-   * no pending record is dropped: the run did not see every key.
-   */
-  commitSnapshot(req: { mapping: string; runId: string; complete?: boolean }): Promise<void>;
-  /** Drops the working set of an aborted run; the snapshot is untouched. */
+  /** Applies the run's outcomes to the mapping's snapshot in one transaction, then forgets them. */
+  commitSnapshot(req: { mapping: string; runId: string }): Promise<void>;
+  /** Forgets the outcomes of a run that will not commit; the snapshot is untouched. */
   discardStage(req: { runId: string }): Promise<void>;
   /** Forgets the mapping's snapshot: the next sync treats every record as added (`reset`). */
   resetSnapshot(mapping: string): Promise<void>;
@@ -105,6 +91,8 @@ export interface RuntimeStore {
   ): Promise<void>;
   clearPending(mapping: string, keys: readonly string[]): Promise<void>;
   countPending(mapping: string): Promise<number>;
+  /** Keys of the mapping's pending records, in key order. */
+  pendingKeys(mapping: string): Promise<readonly string[]>;
 
   // --- small facts (reset requests, consumed apply effects, reported first syncs) ----------
   getMeta(key: string): Promise<string | undefined>;

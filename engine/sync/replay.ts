@@ -58,12 +58,17 @@ export async function replayRun(req: ReplayRequest): Promise<SyncRun> {
       ...(r.mapping.table ? { table: r.mapping.table } : {}),
       ...(r.mapping.key ? { key: r.mapping.key } : {}),
     };
-    for (let offset = 0; ; ) {
-      const raw = await req.store.listRunRecords(req.runId, { limit: r.mapping.batch_size, offset });
-      if (raw.length === 0) break;
-      offset += raw.length;
-      const page = raw.filter((x) => x.status !== 'expired' && x.key !== '(none)');
-      if (page.length === 0) continue;
+    // The run's records are read a page at a time and sent in batches of the mapping's batch_size.
+    const pages = async function* (store: RuntimeStore, runId: string, size: number) {
+      for (let offset = 0; ; ) {
+        const raw = await store.listRunRecords(runId, { limit: 1000, offset });
+        if (raw.length === 0) return;
+        offset += raw.length;
+        const sendable = raw.filter((x) => x.status !== 'expired' && x.key !== '(none)');
+        for (let i = 0; i < sendable.length; i += size) yield sendable.slice(i, i + size);
+      }
+    };
+    for await (const page of pages(req.store, req.runId, Math.max(1, r.mapping.batch_size))) {
       for (const rec of page) {
         extract.total++;
         extract[rec.change]++;

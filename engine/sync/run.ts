@@ -1,13 +1,14 @@
 import { randomUUID } from 'node:crypto';
-import type { ActionName, Change, LoadRecord, Row, Session } from '../../providers/sdk.js';
+import type { ActionName, Change, LoadRecord, RawRows, Row, Session } from '../../providers/sdk.js';
 import { durationOr } from '../config/durations.js';
 import { closeQuietly, openSession } from '../connections.js';
 import { errorMessage, ProviderError } from '../errors.js';
 import type { StateDocument } from '../state/types.js';
-import type { KeyOutcome, RuntimeStore } from '../store/types.js';
+import type { PendingRecord, RuntimeStore, SnapshotEntry } from '../store/types.js';
 import { ErrorCollector } from './errors.js';
 import { compileFields } from './fields.js';
 import { hashRecord, idempotencyKey, recordKey } from './hash.js';
+import { KeyIndex, type Seen } from './key-index.js';
 import { type ResolvedMapping, resolveMapping } from './resolve.js';
 import { emptyRun, type RunRecord, type RunTrigger, type SyncRun } from './types.js';
 
@@ -81,6 +82,7 @@ export async function runSync(req: SyncRequest): Promise<SyncRun> {
   try {
     await sync.execute();
     await req.store.commitSnapshot({ mapping: resolved.name, runId: base.id });
+    await sync.dropStalePending();
     await sync.consumeTriggers();
     status = sync.status();
   } catch (e) {
@@ -88,7 +90,7 @@ export async function runSync(req: SyncRequest): Promise<SyncRun> {
     // loaded successfully advance it), so a record delivered here and deleted from the model before the
     // next run still gets its delete. Everything else stays as it was and is sent again.
     await req.store
-      .commitSnapshot({ mapping: resolved.name, runId: base.id, complete: false })
+      .commitSnapshot({ mapping: resolved.name, runId: base.id })
       .catch(() => req.store.discardStage({ runId: base.id }).catch(() => undefined));
     await sync.saveRecords().catch(() => undefined);
     sync.runFailure(e);
@@ -107,6 +109,18 @@ export async function runSync(req: SyncRequest): Promise<SyncRun> {
   await req.store.updateRun(run);
   return run;
 }
+
+interface Candidate {
+  readonly key: string;
+  readonly change: Change;
+  readonly fields: Record<string, unknown> | null;
+  /** The content hash the snapshot takes once loaded (null: a delete). */
+  readonly hash: string | null;
+  /** For a delete: the hash last loaded (keeps its idempotency key unique per deletion). */
+  readonly previousHash?: string;
+}
+
+type Mapper = ReturnType<typeof compileFields>;
 
 class SyncExecution {
   readonly errors = new ErrorCollector();
@@ -130,8 +144,14 @@ class SyncExecution {
   private destination: Session | undefined;
   private readonly syncOn: ReadonlySet<Change>;
   private readonly maxAgeMs: number;
+  private readonly keyColumns: readonly string[];
+  private readonly index = new KeyIndex();
+  /** False when the mapping had no pending records at the start: no lookups or clean-ups needed. */
+  private pendingPossible = true;
   private buffer: Selected[] = [];
   private records: RunRecord[] = [];
+  /** The batch being loaded while the next one is extracted and diffed (at most one). */
+  private inflight: Promise<void> = Promise.resolve();
 
   constructor(
     private readonly req: SyncRequest,
@@ -141,6 +161,8 @@ class SyncExecution {
   ) {
     this.syncOn = new Set(r.mapping.sync_on as Change[]);
     this.maxAgeMs = durationOr(r.mapping.retry?.max_age, 14 * 86_400_000);
+    const pk = r.model.primary_key;
+    this.keyColumns = typeof pk === 'string' ? [pk] : pk;
   }
 
   async execute(): Promise<void> {
@@ -152,11 +174,13 @@ class SyncExecution {
     );
     for (const e of effects) if (!(await store.getMeta(EFFECT_META(e.id)))) this.consumedEffects.push(e.id);
     this.fullResync = !!this.req.reset || !!resetAt || this.consumedEffects.length > 0;
+    this.pendingPossible = (await store.countPending(name)) > 0;
 
     try {
       this.source = await this.open(this.r.source, 'source');
       this.destination = await this.open(this.r.destination, 'destination');
-      if (!this.source.source)
+      const source = this.source.source;
+      if (!source)
         throw new ProviderError(`source.${this.r.source.name} cannot be read as a source`, {
           code: 'not_a_source',
           retryable: false,
@@ -166,27 +190,46 @@ class SyncExecution {
           code: 'not_a_destination',
           retryable: false,
         });
+      for await (const page of store.snapshotPages({ mapping: name, pageSize: 10_000 }))
+        for (const [key, hash] of page) this.index.addSnapshot(key, hash);
+
       const mapper = compileFields(this.r.mapping.fields);
       const batchSize = this.r.mapping.batch_size;
-      const stream = this.source.source.stream({
+      const request = {
         sql: this.r.model.sql,
         batchSize: Math.max(batchSize, 1000),
         ...(this.req.signal ? { signal: this.req.signal } : {}),
-      });
+      };
       let extracted = 0;
-      for await (const rows of stream) {
-        this.checkAborted();
-        await this.diffBatch(rows, mapper);
-        extracted += rows.length;
+      const progress = (n: number) => {
+        extracted += n;
         this.req.onProgress?.({ extracted, loaded: this.c.succeeded });
+      };
+      if (source.streamRaw) {
+        for await (const raw of source.streamRaw(request)) {
+          this.checkAborted();
+          await this.diffRaw(raw, mapper);
+          progress(raw.length);
+        }
+      } else {
+        for await (const rows of source.stream(request)) {
+          this.checkAborted();
+          await this.diffRows(rows, mapper);
+          progress(rows.length);
+        }
       }
       await this.flush(true);
-      for await (const batch of store.unseenKeys({ mapping: name, runId: this.runId, batchSize })) {
-        this.checkAborted();
-        await this.deletedBatch(batch);
+      // Deleted records: snapshot keys this run never saw (a second scan, only when there are some).
+      if (this.index.unseen > 0) {
+        for await (const page of store.snapshotPages({ mapping: name, pageSize: batchSize })) {
+          this.checkAborted();
+          const gone = page.filter(([key]) => this.index.isUnseenSnapshotKey(key));
+          if (gone.length) await this.deletedBatch(gone);
+        }
+        await this.flush(true);
       }
-      await this.flush(true);
     } finally {
+      await this.inflight.catch(() => undefined);
       await closeQuietly(this.source);
       await closeQuietly(this.destination);
     }
@@ -197,6 +240,16 @@ class SyncExecution {
     const { store } = this.req;
     if (this.fullResync) await store.setMeta(RESET_META(this.r.name), null);
     for (const id of this.consumedEffects) await store.setMeta(EFFECT_META(id), this.runId);
+  }
+
+  /**
+   * After a completed run: a pending record whose key the run neither extracted nor deleted is gone
+   * from the model and was never loaded, so nothing is left to retry.
+   */
+  async dropStalePending(): Promise<void> {
+    if (!this.pendingPossible) return;
+    const stale = (await this.req.store.pendingKeys(this.r.name)).filter((k) => !this.index.wasSeen(k));
+    if (stale.length) await this.req.store.clearPending(this.r.name, stale);
   }
 
   private async open(resource: ResolvedMapping['source'], role: string): Promise<Session> {
@@ -222,93 +275,113 @@ class SyncExecution {
       throw new ProviderError('the run was interrupted', { code: 'interrupted', retryable: true });
   }
 
-  private async diffBatch(rows: readonly Row[], mapper: ReturnType<typeof compileFields>): Promise<void> {
-    const { store } = this.req;
-    const keyed: { row: Row; key: string }[] = [];
+  /** Rows decoded by the source: map and hash each, compare with the snapshot. */
+  private async diffRows(rows: readonly Row[], mapper: Mapper): Promise<void> {
+    const candidates: Candidate[] = [];
     for (const row of rows) {
-      const k = recordKey(row, this.r.model.primary_key);
-      if (!k.ok) {
-        this.c.total++;
-        this.c.added++;
-        this.fail('added', k.code, k.message, row, null);
-        continue;
-      }
-      keyed.push({ row, key: k.key });
-    }
-    if (keyed.length === 0) return;
-    const hashes = await store.stageKeys({
-      mapping: this.r.name,
-      runId: this.runId,
-      keys: keyed.map((k) => k.key),
-    });
-    const outcomes: { key: string; outcome: KeyOutcome; hash: string | null }[] = [];
-    const candidates: { key: string; change: Change; fields: Record<string, unknown>; hash: string }[] = [];
-    for (let i = 0; i < keyed.length; i++) {
-      const { row, key } = keyed[i]!;
-      const previous = hashes[i];
-      this.c.total++;
-      if (previous !== null && typeof previous === 'object') {
-        this.c.added++;
-        this.fail(
-          'added',
-          'duplicate_primary_key',
-          `the model returned primary key ${key} more than once`,
-          row,
-          key,
-        );
-        continue;
-      }
-      const mapped = mapper.map(row);
-      const change: Change = previous === null || this.fullResync ? 'added' : 'updated';
-      if (!mapped.ok) {
-        this.c[change === 'added' ? 'added' : 'updated']++;
-        this.fail(change, mapped.code, `field \`${mapped.field}\`: ${mapped.message}`, row, key);
-        outcomes.push({ key, outcome: 'failed', hash: null });
-        continue;
-      }
+      const seen = this.see(row, () => row);
+      if (seen === undefined) continue;
+      const mapped = this.map(row, mapper, seen);
+      if (mapped === undefined) continue;
       const hash = hashRecord(mapped.fields);
-      if (!this.fullResync && previous === hash) continue; // unchanged: staged as seen, nothing to do
-      this.c[change === 'added' ? 'added' : 'updated']++;
-      candidates.push({ key, change, fields: mapped.fields, hash });
+      this.consider(candidates, mapped, hash);
     }
-    await this.select(candidates, outcomes);
-    if (outcomes.length) await store.markKeys({ runId: this.runId, outcomes });
+    await this.select(candidates);
     await this.flush(false);
   }
 
+  /** Raw rows: an unchanged fingerprint skips the row undecoded; the fingerprint is the content hash. */
+  private async diffRaw(raw: RawRows, mapper: Mapper): Promise<void> {
+    const candidates: Candidate[] = [];
+    for (let i = 0; i < raw.length; i++) {
+      const seen = this.see(raw.pick(i, this.keyColumns), () => raw.row(i));
+      if (seen === undefined) continue;
+      const hash = raw.fingerprint(i);
+      if (!this.fullResync && seen.seen.kind === 'known' && this.index.sameContent(seen.seen.slot, hash))
+        continue;
+      const row = raw.row(i);
+      const mapped = this.map(row, mapper, seen);
+      if (mapped === undefined) continue;
+      this.consider(candidates, mapped, hash);
+    }
+    await this.select(candidates);
+    await this.flush(false);
+  }
+
+  /** The row's key, marked seen; undefined (and the record failed) without a usable, unique key. */
+  private see(keyRow: Row, fullRow: () => Row): { key: string; seen: Seen } | undefined {
+    this.c.total++;
+    const k = recordKey(keyRow, this.r.model.primary_key);
+    if (!k.ok) {
+      this.c.added++;
+      this.fail('added', k.code, k.message, fullRow(), null);
+      return undefined;
+    }
+    const seen = this.index.see(k.key);
+    if (seen.kind === 'duplicate') {
+      this.c.added++;
+      this.fail(
+        'added',
+        'duplicate_primary_key',
+        `the model returned primary key ${k.key} more than once`,
+        fullRow(),
+        k.key,
+      );
+      return undefined;
+    }
+    return { key: k.key, seen };
+  }
+
+  private map(
+    row: Row,
+    mapper: Mapper,
+    at: { key: string; seen: Seen },
+  ): { key: string; seen: Seen; fields: Record<string, unknown> } | undefined {
+    const mapped = mapper.map(row);
+    if (mapped.ok) return { ...at, fields: mapped.fields };
+    const change = this.changeOf(at.seen);
+    this.c[change]++;
+    this.fail(change, mapped.code, `field \`${mapped.field}\`: ${mapped.message}`, row, at.key);
+    return undefined;
+  }
+
+  private changeOf(seen: Seen): 'added' | 'updated' {
+    return seen.kind === 'new' || this.fullResync ? 'added' : 'updated';
+  }
+
+  /** Queues a mapped record unless the snapshot already holds the same content. */
+  private consider(
+    candidates: Candidate[],
+    m: { key: string; seen: Seen; fields: Record<string, unknown> },
+    hash: string,
+  ): void {
+    if (!this.fullResync && m.seen.kind === 'known' && this.index.sameContent(m.seen.slot, hash)) return;
+    const change = this.changeOf(m.seen);
+    this.c[change]++;
+    candidates.push({ key: m.key, change, fields: m.fields, hash });
+  }
+
   /** Applies sync_on and the retry window, queueing what is to be sent. */
-  private async select(
-    candidates: readonly {
-      key: string;
-      change: Change;
-      fields: Record<string, unknown> | null;
-      hash: string | null;
-      previousHash?: string;
-    }[],
-    outcomes: { key: string; outcome: KeyOutcome; hash: string | null }[],
-  ): Promise<void> {
+  private async select(candidates: readonly Candidate[]): Promise<void> {
     if (candidates.length === 0) return;
-    const pending = await this.req.store.getPending(
-      this.r.name,
-      candidates.map((c) => c.key),
-    );
-    const expired: {
-      key: string;
-      change: Change;
-      hash: string | null;
-      code: string;
-      message: string;
-      lastFailedAt: string;
-    }[] = [];
+    const { store } = this.req;
+    const pending = this.pendingPossible
+      ? await store.getPending(
+          this.r.name,
+          candidates.map((c) => c.key),
+        )
+      : new Map<string, PendingRecord>();
+    const skipped: { key: string; hash: string | null }[] = [];
+    const expired: Omit<PendingRecord, 'firstFailedAt' | 'attempts'>[] = [];
     const nowMs = this.now().getTime();
     for (const c of candidates) {
       if (!this.syncOn.has(c.change)) {
-        outcomes.push({ key: c.key, outcome: 'skipped', hash: c.hash });
+        // Not sent, yet the snapshot follows the model (a delete not sent still leaves it: the record is gone).
+        skipped.push({ key: c.key, hash: c.hash });
         continue;
       }
       const p = pending.get(c.key);
       if (p && p.hash === c.hash && (p.expired || nowMs - Date.parse(p.firstFailedAt) > this.maxAgeMs)) {
-        outcomes.push({ key: c.key, outcome: 'expired', hash: null });
         if (!p.expired) {
           expired.push({
             key: c.key,
@@ -317,6 +390,7 @@ class SyncExecution {
             code: p.code,
             message: p.message,
             lastFailedAt: p.lastFailedAt,
+            expired: true,
           });
           this.errors.add(
             'expired',
@@ -341,52 +415,39 @@ class SyncExecution {
         hash: c.hash,
       });
     }
-    if (expired.length)
-      await this.req.store.upsertPending(
-        this.r.name,
-        expired.map((e) => ({
-          key: e.key,
-          change: e.change,
-          hash: e.hash,
-          lastFailedAt: e.lastFailedAt,
-          code: e.code,
-          message: e.message,
-          expired: true,
-        })),
-      );
+    if (skipped.length) await store.addOutcomes({ runId: this.runId, outcomes: skipped });
+    if (expired.length) await store.upsertPending(this.r.name, expired);
   }
 
-  private async deletedBatch(batch: readonly { key: string; hash: string }[]): Promise<void> {
+  private async deletedBatch(batch: readonly SnapshotEntry[]): Promise<void> {
     this.c.total += batch.length;
     this.c.deleted += batch.length;
-    const outcomes: { key: string; outcome: KeyOutcome; hash: string | null }[] = [];
+    for (const [key] of batch) this.index.touch(key);
     await this.select(
-      batch.map((b) => ({
-        key: b.key,
+      batch.map(([key, hash]) => ({
+        key,
         change: 'deleted' as const,
         fields: null,
         hash: null,
-        previousHash: b.hash,
+        previousHash: hash,
       })),
-      outcomes,
     );
-    // A delete not sent (sync_on without `deleted`) still leaves the snapshot: the record is gone.
-    if (outcomes.length) await this.req.store.markKeys({ runId: this.runId, outcomes });
     await this.flush(false);
   }
 
-  /** Loads full batches (all of the buffer when `all`). */
+  /** Loads full batches (all of the buffer when `all`), one batch in flight while the caller goes on. */
   private async flush(all: boolean): Promise<void> {
     const size = this.r.mapping.batch_size;
     while (this.buffer.length >= size || (all && this.buffer.length > 0)) {
       this.checkAborted();
       const batch = this.buffer.splice(0, size);
-      await this.load(batch);
+      await this.inflight;
+      const loading = this.load(batch);
+      loading.catch(() => undefined); // awaited by the next flush, or by execute's finally
+      this.inflight = loading;
     }
-    if (this.records.length >= 1000 || (all && this.records.length)) {
-      await this.req.store.addRunRecords(this.runId, this.records);
-      this.records = [];
-    }
+    if (all) await this.inflight;
+    if (this.records.length >= 1000 || (all && this.records.length)) await this.saveRecords();
   }
 
   private async load(batch: Selected[]): Promise<void> {
@@ -423,17 +484,8 @@ class SyncExecution {
           retryable: false,
         },
       );
-    const outcomes: { key: string; outcome: KeyOutcome; hash: string | null }[] = [];
-    const okKeys: string[] = [];
-    const failed: {
-      key: string;
-      change: Change;
-      hash: string | null;
-      lastFailedAt: string;
-      code: string;
-      message: string;
-      expired: boolean;
-    }[] = [];
+    const outcomes: { key: string; hash: string | null }[] = [];
+    const failed: Omit<PendingRecord, 'firstFailedAt' | 'attempts'>[] = [];
     const at = this.now().toISOString();
     batch.forEach((b, i) => {
       const res = results[i]!;
@@ -442,13 +494,11 @@ class SyncExecution {
       if (res.status === 'ok') {
         this.c.succeeded++;
         this.c.byChange[change].succeeded++;
-        outcomes.push({ key: b.record.key, outcome: 'ok', hash: b.hash });
-        okKeys.push(b.record.key);
+        outcomes.push({ key: b.record.key, hash: b.hash });
         this.records.push({ key: b.record.key, change, status: 'ok', payload: b.record.fields });
       } else {
         this.c.failed++;
         this.c.byChange[change].failed++;
-        outcomes.push({ key: b.record.key, outcome: 'failed', hash: null });
         failed.push({
           key: b.record.key,
           change,
@@ -469,8 +519,12 @@ class SyncExecution {
         });
       }
     });
-    await store.markKeys({ runId: this.runId, outcomes });
-    if (okKeys.length) await store.clearPending(this.r.name, okKeys);
+    await store.addOutcomes({ runId: this.runId, outcomes });
+    if (this.pendingPossible && outcomes.length)
+      await store.clearPending(
+        this.r.name,
+        outcomes.map((o) => o.key),
+      );
     if (failed.length) await store.upsertPending(this.r.name, failed);
     this.req.onProgress?.({ extracted: this.c.total, loaded: this.c.succeeded });
   }
@@ -485,8 +539,9 @@ class SyncExecution {
   }
 
   async saveRecords(): Promise<void> {
-    if (this.records.length) await this.req.store.addRunRecords(this.runId, this.records);
+    const records = this.records;
     this.records = [];
+    if (records.length) await this.req.store.addRunRecords(this.runId, records);
   }
 
   runFailure(e: unknown): void {

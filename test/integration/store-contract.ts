@@ -3,10 +3,8 @@
  * `open` must return an empty, migrated store on each call; the suite closes it.
  */
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import type { KeyOutcome, RuntimeStore } from '../../engine/store/types.js';
+import type { RuntimeStore } from '../../engine/store/types.js';
 import { emptyRun, type RunRecord, type SyncRun } from '../../engine/sync/types.js';
-
-type Staged = string | null | { duplicate: true };
 
 export function storeContract(name: string, open: () => Promise<RuntimeStore>): void {
   describe(`RuntimeStore contract: ${name}`, () => {
@@ -20,30 +18,20 @@ export function storeContract(name: string, open: () => Promise<RuntimeStore>): 
 
     const keys = (n: number, prefix = 'k') =>
       Array.from({ length: n }, (_, i) => `${prefix}${String(i).padStart(5, '0')}`);
-    const mark = (runId: string, outcome: KeyOutcome, entries: [string, string | null][]) =>
-      store.markKeys({ runId, outcomes: entries.map(([key, hash]) => ({ key, outcome, hash })) });
+    const outcomes = (runId: string, entries: [string, string | null][]) =>
+      store.addOutcomes({ runId, outcomes: entries.map(([key, hash]) => ({ key, hash })) });
 
-    /** Runs a whole sync of `rows` (key → hash) where every change is delivered, like a first clean sync. */
-    async function syncAll(mapping: string, runId: string, rows: Record<string, string>): Promise<Staged[]> {
-      const staged = await store.stageKeys({ mapping, runId, keys: Object.keys(rows) });
-      await mark(runId, 'ok', Object.entries(rows));
-      for await (const page of store.unseenKeys({ mapping, runId, batchSize: 100 }))
-        await mark(
-          runId,
-          'ok',
-          page.map((p) => [p.key, null]),
-        );
+    /** Loads `rows` (key → hash) as a run whose every record was delivered, and commits it. */
+    async function syncAll(mapping: string, runId: string, rows: Record<string, string>): Promise<void> {
+      await outcomes(runId, Object.entries(rows));
       await store.commitSnapshot({ mapping, runId });
-      return [...staged];
     }
 
-    async function snapshot(mapping: string): Promise<Record<string, string>> {
-      // The snapshot as a fresh run sees it: every key is unseen.
+    /** The snapshot, read page by page. */
+    async function snapshot(mapping: string, pageSize = 7): Promise<Record<string, string>> {
       const out: Record<string, string> = {};
-      const probe = `probe-${Math.random().toString(36).slice(2)}`;
-      for await (const page of store.unseenKeys({ mapping, runId: probe, batchSize: 7 }))
-        for (const p of page) out[p.key] = p.hash;
-      await store.discardStage({ runId: probe });
+      for await (const page of store.snapshotPages({ mapping, pageSize }))
+        for (const [key, hash] of page) out[key] = hash;
       return out;
     }
 
@@ -249,188 +237,96 @@ export function storeContract(name: string, open: () => Promise<RuntimeStore>): 
       });
     });
 
-    describe('diff working set', () => {
-      it('stages keys: snapshot hashes, new keys, duplicates in and across batches', async () => {
-        await syncAll('m', 'run1', { a: 'ha', b: 'hb', c: 'hc' });
-        expect(await store.snapshotSize('m')).toBe(3);
-
-        const first = await store.stageKeys({ mapping: 'm', runId: 'run2', keys: ['b', 'x', 'a', 'x', 'b'] });
-        expect(first).toEqual(['hb', null, 'ha', { duplicate: true }, { duplicate: true }]);
-        const second = await store.stageKeys({ mapping: 'm', runId: 'run2', keys: ['a', 'y', 'c'] });
-        expect(second).toEqual([{ duplicate: true }, null, 'hc']);
-        expect(await store.stageKeys({ mapping: 'm', runId: 'run2', keys: [] })).toEqual([]);
-        // Another run, and another mapping, have their own working sets and snapshots.
-        expect(await store.stageKeys({ mapping: 'm', runId: 'run3', keys: ['a'] })).toEqual(['ha']);
-        expect(await store.stageKeys({ mapping: 'other', runId: 'run4', keys: ['a'] })).toEqual([null]);
-      });
-
-      it('stages awkward keys exactly', async () => {
-        const odd = ["O'Reilly", '"q"', '\\', '["1","x"]', 'Zoë 🎉', ' ', 'a\nb', 'ä', 'A', 'a'];
+    describe('snapshot and outcomes', () => {
+      it('lists the snapshot in key order (byte order), page by page', async () => {
+        const odd = ["O'Reilly", '"q"', '\\', '["1","x"]', 'Zoë 🎉', ' ', 'a\nb', 'ä', 'A', 'a', 'B'];
         const rows = Object.fromEntries(odd.map((k, i) => [k, `h${i}`]));
-        expect(await syncAll('m', 'run1', rows)).toEqual(odd.map(() => null));
-        expect(await store.stageKeys({ mapping: 'm', runId: 'run2', keys: odd })).toEqual(
-          odd.map((_, i) => `h${i}`),
-        );
+        await syncAll('m', 'run1', rows);
+        const pages: (readonly (readonly [string, string])[])[] = [];
+        for await (const page of store.snapshotPages({ mapping: 'm', pageSize: 4 })) pages.push(page);
+        expect(pages.map((p) => p.length)).toEqual([4, 4, 3]);
+        const byteOrder = [...odd].sort((x, y) => Buffer.compare(Buffer.from(x), Buffer.from(y)));
+        expect(pages.flat().map(([k]) => k)).toEqual(byteOrder);
         expect(await snapshot('m')).toEqual(rows);
-      });
-
-      it('lists unseen keys in key order, page by page, while the caller marks them', async () => {
-        const all = keys(250);
-        await syncAll('m', 'run1', Object.fromEntries(all.map((k) => [k, `h-${k}`])));
-        // run2 sees every third key; the rest are deleted records.
-        const seen = all.filter((_, i) => i % 3 === 0);
-        await store.stageKeys({ mapping: 'm', runId: 'run2', keys: seen });
-        const pages: string[][] = [];
-        for await (const page of store.unseenKeys({ mapping: 'm', runId: 'run2', batchSize: 40 })) {
-          pages.push(page.map((p) => p.key));
-          expect(page.every((p) => p.hash === `h-${p.key}`)).toBe(true);
-          // Marking the page (as the engine does with deleted records) must not disturb the iteration.
-          await mark(
-            'run2',
-            'ok',
-            page.map((p) => [p.key, null]),
-          );
-        }
-        const unseen = all.filter((_, i) => i % 3 !== 0);
-        expect(pages.flat()).toEqual(unseen);
-        expect(pages.slice(0, -1).every((p) => p.length === 40)).toBe(true);
-        expect(pages.length).toBe(Math.ceil(unseen.length / 40));
-
-        // Marked keys are no longer unseen.
-        const again: string[] = [];
-        for await (const page of store.unseenKeys({ mapping: 'm', runId: 'run2', batchSize: 1000 }))
-          again.push(...page.map((p) => p.key));
-        expect(again).toEqual([]);
         // Nothing in the snapshot: no pages at all.
-        for await (const page of store.unseenKeys({ mapping: 'empty', runId: 'run2', batchSize: 10 }))
+        for await (const page of store.snapshotPages({ mapping: 'empty', pageSize: 10 }))
           expect(page).toEqual([]);
       });
 
-      it('pages exactly at batch boundaries', async () => {
+      it('pages exactly at page boundaries', async () => {
         await syncAll('m', 'run1', Object.fromEntries(keys(20).map((k) => [k, 'h'])));
         const sizes: number[] = [];
-        for await (const page of store.unseenKeys({ mapping: 'm', runId: 'run2', batchSize: 10 }))
-          sizes.push(page.length);
+        for await (const page of store.snapshotPages({ mapping: 'm', pageSize: 10 })) sizes.push(page.length);
         expect(sizes).toEqual([10, 10]);
       });
 
-      it('commits ok and skipped outcomes only, deleting keys whose hash is null', async () => {
-        await syncAll('m', 'run1', { a: 'ha', b: 'hb', c: 'hc', d: 'hd', e: 'he', f: 'hf' });
-        await store.stageKeys({
-          mapping: 'm',
-          runId: 'run2',
-          keys: ['a', 'b', 'c', 'd', 'new1', 'new2', 'new3'],
-        });
-        await mark('run2', 'ok', [
+      it('commits outcomes at once: new hashes, and null hashes deleting keys', async () => {
+        await syncAll('m', 'run1', { a: 'ha', b: 'hb', c: 'hc', e: 'he' });
+        await outcomes('run2', [
           ['a', 'ha2'],
           ['new1', 'hn1'],
         ]);
-        await mark('run2', 'skipped', [
-          ['b', 'hb2'],
-          ['new2', 'hn2'],
+        await outcomes('run2', [
+          ['e', null],
+          ['never-there', null],
         ]);
-        await mark('run2', 'failed', [
-          ['c', null],
-          ['new3', null],
-        ]);
-        await mark('run2', 'expired', [['d', null]]);
-        // e: a delivered delete; f: a delete that failed (stays in the snapshot, retried next time).
-        await mark('run2', 'ok', [['e', null]]);
-        await mark('run2', 'failed', [['f', null]]);
-        // The last mark of a key wins, across calls and within one.
-        await mark('run2', 'failed', [['new1', null]]);
-        await mark('run2', 'ok', [['new1', 'hn1b']]);
-        await store.markKeys({
-          runId: 'run2',
-          outcomes: [
-            { key: 'new2', outcome: 'failed', hash: null },
-            { key: 'new2', outcome: 'skipped', hash: 'hn2' },
-          ],
-        });
-        expect(await snapshot('m')).toEqual({ a: 'ha', b: 'hb', c: 'hc', d: 'hd', e: 'he', f: 'hf' });
-
+        // Nothing shows before the commit.
+        expect(await snapshot('m')).toEqual({ a: 'ha', b: 'hb', c: 'hc', e: 'he' });
         await store.commitSnapshot({ mapping: 'm', runId: 'run2' });
-        expect(await snapshot('m')).toEqual({
-          a: 'ha2',
-          b: 'hb2',
-          c: 'hc',
-          d: 'hd',
-          f: 'hf',
-          new1: 'hn1b',
-          new2: 'hn2',
-        });
-        expect(await store.snapshotSize('m')).toBe(7);
-        // The working set is gone: the same run id starts from scratch.
-        expect(await store.stageKeys({ mapping: 'm', runId: 'run2', keys: ['a'] })).toEqual(['ha2']);
-        // Committing a run that staged nothing changes nothing.
+        expect(await snapshot('m')).toEqual({ a: 'ha2', b: 'hb', c: 'hc', new1: 'hn1' });
+        expect(await store.snapshotSize('m')).toBe(4);
+        // The outcomes are gone: committing the same run again changes nothing.
+        await store.commitSnapshot({ mapping: 'm', runId: 'run2' });
         await store.commitSnapshot({ mapping: 'm', runId: 'never-staged' });
-        expect(await store.snapshotSize('m')).toBe(7);
-      });
-
-      it('marks keys that were never staged (deleted records) and commits them', async () => {
-        await syncAll('m', 'run1', { a: 'ha', b: 'hb' });
-        await mark('run2', 'ok', [['a', null]]);
-        await mark('run2', 'skipped', [['b', null]]);
-        await store.commitSnapshot({ mapping: 'm', runId: 'run2' });
-        expect(await store.snapshotSize('m')).toBe(0);
+        expect(await snapshot('m')).toEqual({ a: 'ha2', b: 'hb', c: 'hc', new1: 'hn1' });
       });
 
       it('discards an aborted run without touching the snapshot', async () => {
         await syncAll('m', 'run1', { a: 'ha', b: 'hb' });
-        await store.stageKeys({ mapping: 'm', runId: 'run2', keys: ['a', 'c'] });
-        await mark('run2', 'ok', [
+        await outcomes('run2', [
           ['a', 'changed'],
           ['c', 'hc'],
           ['b', null],
         ]);
         await store.discardStage({ runId: 'run2' });
         await store.discardStage({ runId: 'never-staged' });
+        await store.commitSnapshot({ mapping: 'm', runId: 'run2' });
         expect(await snapshot('m')).toEqual({ a: 'ha', b: 'hb' });
-        expect(await store.stageKeys({ mapping: 'm', runId: 'run2', keys: ['a', 'c'] })).toEqual([
-          'ha',
-          null,
-        ]);
       });
 
-      it('keeps mappings apart and resets one', async () => {
+      it('keeps runs and mappings apart and resets one', async () => {
         await syncAll('m1', 'run1', { a: '1', b: '1' });
         await syncAll('m2', 'run2', { a: '2' });
-        expect(await store.snapshotSize('m1')).toBe(2);
-        expect(await store.snapshotSize('m2')).toBe(1);
-        expect(await store.stageKeys({ mapping: 'm2', runId: 'run3', keys: ['a', 'b'] })).toEqual([
-          '2',
-          null,
-        ]);
+        await outcomes('run3', [['a', 'x']]);
+        await outcomes('run4', [['b', 'y']]);
+        await store.commitSnapshot({ mapping: 'm1', runId: 'run4' });
+        expect(await snapshot('m1')).toEqual({ a: '1', b: 'y' });
+        expect(await snapshot('m2')).toEqual({ a: '2' });
         await store.discardStage({ runId: 'run3' });
         await store.resetSnapshot('m1');
         expect(await store.snapshotSize('m1')).toBe(0);
         expect(await snapshot('m2')).toEqual({ a: '2' });
-        expect(await store.stageKeys({ mapping: 'm1', runId: 'run4', keys: ['a'] })).toEqual([null]);
       });
 
-      it('diffs a model larger than any batch in several batches', async () => {
+      it('commits thousands of outcomes given in any order', async () => {
         const all = keys(5000);
-        const rows = Object.fromEntries(all.map((k) => [k, 'v1']));
-        await syncAll('big', 'run1', rows);
-        expect(await store.snapshotSize('big')).toBe(5000);
-        // Second run: first 4000 keys come back in 4 batches, 1000 are deleted.
-        for (let i = 0; i < 4; i++) {
-          const batch = all.slice(i * 1000, (i + 1) * 1000);
-          const staged = await store.stageKeys({ mapping: 'big', runId: 'run2', keys: batch });
-          expect(staged.every((h) => h === 'v1')).toBe(true);
-        }
-        let deleted = 0;
-        for await (const page of store.unseenKeys({ mapping: 'big', runId: 'run2', batchSize: 300 })) {
-          deleted += page.length;
-          await mark(
-            'run2',
-            'ok',
-            page.map((p) => [p.key, null]),
+        const shuffled = [...all].sort((x, y) =>
+          x.split('').reverse().join('') < y.split('').reverse().join('') ? -1 : 1,
+        );
+        for (let i = 0; i < shuffled.length; i += 700)
+          await outcomes(
+            'run1',
+            shuffled.slice(i, i + 700).map((k) => [k, `v-${k}`]),
           );
-        }
-        expect(deleted).toBe(1000);
-        await store.commitSnapshot({ mapping: 'big', runId: 'run2' });
-        expect(await store.snapshotSize('big')).toBe(4000);
+        await store.commitSnapshot({ mapping: 'big', runId: 'run1' });
+        expect(await store.snapshotSize('big')).toBe(5000);
+        const seen: string[] = [];
+        for await (const page of store.snapshotPages({ mapping: 'big', pageSize: 1000 }))
+          for (const [k, h] of page) {
+            seen.push(k);
+            expect(h).toBe(`v-${k}`);
+          }
+        expect(seen).toEqual(all);
       });
     });
 
@@ -495,25 +391,11 @@ export function storeContract(name: string, open: () => Promise<RuntimeStore>): 
         });
       });
 
-      it('drops, on commit, pending records of keys the run neither extracted nor deleted', async () => {
-        await syncAll('m', 'run1', { a: 'ha', b: 'hb' });
-        // a: an update that failed; b: a delete that failed; c: an add that failed and left the model.
-        await store.upsertPending('m', [failure('a'), failure('b', { hash: null }), failure('c')]);
-        await store.upsertPending('other', [failure('c')]);
-        await store.stageKeys({ mapping: 'm', runId: 'run2', keys: ['a'] });
-        for await (const page of store.unseenKeys({ mapping: 'm', runId: 'run2', batchSize: 10 }))
-          await mark(
-            'run2',
-            'failed',
-            page.map((p) => [p.key, null]),
-          );
-        // An aborted run drops nothing.
-        await store.stageKeys({ mapping: 'm', runId: 'aborted', keys: [] });
-        await store.discardStage({ runId: 'aborted' });
-        expect(await store.countPending('m')).toBe(3);
-        await store.commitSnapshot({ mapping: 'm', runId: 'run2' });
-        expect([...(await store.getPending('m', ['a', 'b', 'c'])).keys()].sort()).toEqual(['a', 'b']);
-        expect(await store.countPending('other')).toBe(1);
+      it('lists the pending keys of one mapping in key order', async () => {
+        await store.upsertPending('m', [failure('b'), failure('a', { hash: null }), failure('c')]);
+        await store.upsertPending('other', [failure('z')]);
+        expect(await store.pendingKeys('m')).toEqual(['a', 'b', 'c']);
+        expect(await store.pendingKeys('none')).toEqual([]);
       });
 
       it('clears and counts per mapping', async () => {

@@ -73,31 +73,25 @@ describe.skipIf(!base)('PostgreSQL store', () => {
     const store = await openPostgresStore({ url: await freshSchemaUrl() });
     try {
       const keys = ['b', 'B', 'a', 'A', 'ä', '_', '10', '9', 'é', 'Z'];
-      await store.stageKeys({ mapping: 'm', runId: 'r1', keys });
-      await store.markKeys({ runId: 'r1', outcomes: keys.map((key) => ({ key, outcome: 'ok', hash: 'h' })) });
+      await store.addOutcomes({ runId: 'r1', outcomes: keys.map((key) => ({ key, hash: 'h' })) });
       await store.commitSnapshot({ mapping: 'm', runId: 'r1' });
       const seen: string[] = [];
-      for await (const page of store.unseenKeys({ mapping: 'm', runId: 'r2', batchSize: 3 }))
-        seen.push(...page.map((p) => p.key));
+      for await (const page of store.snapshotPages({ mapping: 'm', pageSize: 3 }))
+        seen.push(...page.map(([key]) => key));
       expect(seen).toEqual([...keys].sort((x, y) => Buffer.compare(Buffer.from(x), Buffer.from(y))));
     } finally {
       await store.close();
     }
   });
 
-  it('stages and marks 100,000 keys in a few seconds', async () => {
+  it('records and commits 100,000 outcomes in a few seconds', async () => {
     const store = await openPostgresStore({ url: await freshSchemaUrl() });
     try {
       const keys = Array.from({ length: 100_000 }, (_, i) => `user-${i}`);
       const started = Date.now();
       for (let i = 0; i < keys.length; i += 10_000) {
         const batch = keys.slice(i, i + 10_000);
-        const staged = await store.stageKeys({ mapping: 'm', runId: 'r1', keys: batch });
-        expect(staged.every((h) => h === null)).toBe(true);
-        await store.markKeys({
-          runId: 'r1',
-          outcomes: batch.map((key) => ({ key, outcome: 'ok', hash: `h${key}` })),
-        });
+        await store.addOutcomes({ runId: 'r1', outcomes: batch.map((key) => ({ key, hash: `h${key}` })) });
       }
       await store.commitSnapshot({ mapping: 'm', runId: 'r1' });
       expect(await store.snapshotSize('m')).toBe(100_000);

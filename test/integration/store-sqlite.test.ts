@@ -70,8 +70,7 @@ describe('openStore', () => {
     const raw = new Database(join(dir, 'store.db'));
     raw.exec('BEGIN');
     expect(raw.prepare('SELECT count(*) AS n FROM runs').get()).toEqual({ n: 1 });
-    await writer.stageKeys({ mapping: 'm', runId: 'r1', keys: ['a', 'b'] });
-    await writer.markKeys({ runId: 'r1', outcomes: [{ key: 'a', outcome: 'ok', hash: 'h' }] });
+    await writer.addOutcomes({ runId: 'r1', outcomes: [{ key: 'a', hash: 'h' }] });
     await writer.commitSnapshot({ mapping: 'm', runId: 'r1' });
     await writer.updateRun({ ...run, status: 'success' });
     raw.exec('COMMIT');

@@ -1,0 +1,315 @@
+/**
+ * The sync engine's diff, retry and history rules (SPEC §3), end to end over real SQLite databases:
+ * a warehouse model, a destination table whose triggers reject chosen records, and the runtime store.
+ */
+import { mkdtemp, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import Database from 'better-sqlite3';
+import { afterEach, describe, expect, it } from 'vitest';
+import { readConfig } from '../../engine/config/index.js';
+import { applyPlan } from '../../engine/plan/apply.js';
+import { plan } from '../../engine/plan/plan.js';
+import { LocalStateBackend } from '../../engine/state/local.js';
+import type { StateDocument } from '../../engine/state/types.js';
+import { openStore } from '../../engine/store/index.js';
+import type { RuntimeStore } from '../../engine/store/types.js';
+import { replayRun } from '../../engine/sync/replay.js';
+import { requestReset, runSync } from '../../engine/sync/run.js';
+import type { SyncRun } from '../../engine/sync/types.js';
+
+const config = (batchSize: number) => `
+sources:
+  wh: { type: sqlite, path: wh.db }
+models:
+  people: { source: wh, primary_key: id, sql: "select id, name, plan from people" }
+destinations:
+  dest: { type: sqlite, path: dest.db }
+mappings:
+  people_copy:
+    model: people
+    destination: dest
+    action: mirror
+    table: people_copy
+    key: id
+    batch_size: ${batchSize}
+    fields: { id: id, name: name, plan: plan }
+`;
+
+interface Project {
+  readonly wh: Database.Database;
+  readonly dest: Database.Database;
+  readonly store: RuntimeStore;
+  readonly state: StateDocument;
+  readonly dir: string;
+  sync(opts?: { now?: Date; reset?: boolean }): Promise<SyncRun>;
+  /** The destination table, as id → "name/plan". */
+  copy(): Record<string, string>;
+  /** What the destination should hold: the model. */
+  model(): Record<string, string>;
+}
+
+const open: Project[] = [];
+afterEach(async () => {
+  for (const p of open.splice(0)) {
+    p.wh.close();
+    p.dest.close();
+    await p.store.close();
+  }
+});
+
+async function project(
+  rows: [number | null, string, string][],
+  mappingExtra = '',
+  batchSize = 2,
+): Promise<Project> {
+  const dir = await mkdtemp(join(tmpdir(), 'backflow-engine-'));
+  await writeFile(
+    join(dir, 'main.yaml'),
+    config(batchSize).replace(
+      '    fields: { id: id, name: name, plan: plan }',
+      `    fields: { id: id, name: name, plan: plan }${mappingExtra}`,
+    ),
+  );
+  const wh = new Database(join(dir, 'wh.db'));
+  wh.exec('create table people (id integer, name text, plan text)');
+  const insert = wh.prepare('insert into people values (?, ?, ?)');
+  for (const r of rows) insert.run(...r);
+  const dest = new Database(join(dir, 'dest.db'));
+  dest.exec(`
+    create table people_copy (id text primary key, name text, plan text);
+    create trigger no_banned_ins before insert on people_copy when new.plan = 'banned'
+      begin select raise(abort, 'plan banned is refused'); end;
+    create trigger no_banned_upd before update on people_copy when new.plan = 'banned'
+      begin select raise(abort, 'plan banned is refused'); end;
+  `);
+  const loaded = await readConfig(dir);
+  if (!loaded.config) throw new Error(loaded.diagnostics.map((d) => d.summary).join('\n'));
+  const { state } = await applyPlan({
+    plan: plan({ config: loaded.config, state: null }),
+    backend: new LocalStateBackend(join(dir, 'state.json')),
+  });
+  const store = await openStore({ url: 'sqlite:store.db', configDir: dir });
+  const p: Project = {
+    wh,
+    dest,
+    store,
+    state,
+    dir,
+    sync: (opts = {}) =>
+      runSync({
+        mapping: 'people_copy',
+        state,
+        configDir: dir,
+        store,
+        trigger: 'manual',
+        ...(opts.reset ? { reset: true } : {}),
+        ...(opts.now ? { now: () => opts.now! } : {}),
+      }),
+    copy: () =>
+      Object.fromEntries(
+        (
+          dest.prepare('select id, name, plan from people_copy').all() as {
+            id: string;
+            name: string;
+            plan: string;
+          }[]
+        ).map((r) => [r.id, `${r.name}/${r.plan}`]),
+      ),
+    model: () =>
+      Object.fromEntries(
+        (
+          wh.prepare('select id, name, plan from people where id is not null').all() as {
+            id: number;
+            name: string;
+            plan: string;
+          }[]
+        ).map((r) => [String(r.id), `${r.name}/${r.plan}`]),
+      ),
+  };
+  open.push(p);
+  return p;
+}
+
+describe('sync engine: diff against the last successful load', () => {
+  it('sends every record first, then only what was added, changed or deleted', async () => {
+    const p = await project([
+      [1, 'ann', 'free'],
+      [2, 'bob', 'pro'],
+      [3, 'cy', 'free'],
+      [4, 'di', 'team'],
+      [5, 'ed', 'pro'],
+    ]);
+    const first = await p.sync();
+    expect(first.status).toBe('success');
+    expect(first.extract).toEqual({ total: 5, added: 5, updated: 0, deleted: 0 });
+    expect(first.load.succeeded).toBe(5);
+    expect(p.copy()).toEqual(p.model());
+
+    const idle = await p.sync();
+    expect(idle.extract).toEqual({ total: 5, added: 0, updated: 0, deleted: 0 });
+    expect(idle.load.attempted).toBe(0);
+
+    p.wh.exec(`update people set plan = 'team' where id = 2; delete from people where id = 4;
+               insert into people values (6, 'fay', 'free')`);
+    const next = await p.sync();
+    expect(next.status).toBe('success');
+    // total counts the extracted records and the deleted ones.
+    expect(next.extract).toEqual({ total: 6, added: 1, updated: 1, deleted: 1 });
+    expect(next.load).toMatchObject({
+      attempted: 3,
+      succeeded: 3,
+      added: { succeeded: 1, failed: 0 },
+      updated: { succeeded: 1, failed: 0 },
+      deleted: { succeeded: 1, failed: 0 },
+    });
+    expect(p.copy()).toEqual(p.model());
+    expect(await p.store.snapshotSize('people_copy')).toBe(5);
+  });
+
+  it('fails a duplicate or NULL primary key and loads every other record', async () => {
+    const p = await project([
+      [1, 'ann', 'free'],
+      [1, 'ann again', 'pro'],
+      [null, 'nobody', 'free'],
+      [2, 'bob', 'pro'],
+    ]);
+    const run = await p.sync();
+    expect(run.status).toBe('partial_success');
+    expect(run.load).toMatchObject({ succeeded: 2, failed: 2 });
+    expect(run.errors.map((e) => e.code).sort()).toEqual(['duplicate_primary_key', 'null_primary_key']);
+    expect(p.copy()).toEqual({ 1: 'ann/free', 2: 'bob/pro' });
+    const failed = await p.store.listRunRecords(run.id, { status: 'failed' });
+    expect(failed.map((r) => [r.key, r.code])).toEqual([
+      ['1', 'duplicate_primary_key'],
+      ['(none)', 'null_primary_key'],
+    ]);
+  });
+
+  it('with sync_on leaving out deletes, a deleted record is not sent and is not found again', async () => {
+    const p = await project(
+      [
+        [1, 'ann', 'free'],
+        [2, 'bob', 'pro'],
+      ],
+      '\n    sync_on: [added, updated]',
+    );
+    await p.sync();
+    p.wh.exec('delete from people where id = 2');
+    const run = await p.sync();
+    expect(run.extract).toEqual({ total: 2, added: 0, updated: 0, deleted: 1 });
+    expect(run.load.attempted).toBe(0);
+    expect(p.copy()).toEqual({ 1: 'ann/free', 2: 'bob/pro' });
+    const again = await p.sync();
+    expect(again.extract).toEqual({ total: 1, added: 0, updated: 0, deleted: 0 });
+  });
+
+  it('a reset sends every record as added and still finds deletions', async () => {
+    const p = await project([
+      [1, 'ann', 'free'],
+      [2, 'bob', 'pro'],
+      [3, 'cy', 'team'],
+    ]);
+    await p.sync();
+    p.wh.exec('delete from people where id = 3');
+    await requestReset(p.store, 'people_copy');
+    const run = await p.sync();
+    expect(run.extract).toEqual({ total: 3, added: 2, updated: 0, deleted: 1 });
+    expect(p.copy()).toEqual(p.model());
+    // The request is consumed by the run that completed.
+    expect((await p.sync()).extract).toEqual({ total: 2, added: 0, updated: 0, deleted: 0 });
+  });
+});
+
+describe('sync engine: failed records', () => {
+  it('retries a failed record with its latest data, then reports it expired after retry.max_age', async () => {
+    const p = await project(
+      [
+        [1, 'ann', 'free'],
+        [2, 'bob', 'banned'],
+      ],
+      '\n    retry: { max_age: 1h }',
+    );
+    const t0 = new Date('2026-01-01T00:00:00Z');
+    const first = await p.sync({ now: t0 });
+    expect(first.status).toBe('partial_success');
+    expect(first.errors[0]?.message).toContain('plan banned is refused');
+    expect(await p.store.countPending('people_copy')).toBe(1);
+
+    // Changed but still refused: sent again with the new data, and its window restarts.
+    p.wh.exec(`update people set name = 'bobby' where id = 2`);
+    const second = await p.sync({ now: new Date(t0.getTime() + 50 * 60_000) });
+    expect(second.load).toMatchObject({ attempted: 1, failed: 1 });
+    const [retried] = await p.store.listRunRecords(second.id, { status: 'failed' });
+    expect(retried?.payload).toEqual({ id: 2, name: 'bobby', plan: 'banned' });
+
+    // Unchanged and refused within the window: retried.
+    const third = await p.sync({ now: new Date(t0.getTime() + 100 * 60_000) });
+    expect(third.load).toMatchObject({ attempted: 1, failed: 1 });
+    // Past max_age since it first failed with this content: reported once as expired, not sent.
+    const fourth = await p.sync({ now: new Date(t0.getTime() + 120 * 60_000) });
+    expect(fourth.load.attempted).toBe(0);
+    expect(fourth.errors.map((e) => e.code)).toEqual(['expired']);
+    expect((await p.store.listRunRecords(fourth.id, { status: 'expired' })).map((r) => r.key)).toEqual(['2']);
+    const fifth = await p.sync({ now: new Date(t0.getTime() + 130 * 60_000) });
+    expect(fifth.errors).toEqual([]);
+    expect(fifth.load.attempted).toBe(0);
+
+    // Fixed at the source: a change restarts the window and the record loads.
+    p.wh.exec(`update people set plan = 'pro' where id = 2`);
+    const fixed = await p.sync({ now: new Date(t0.getTime() + 140 * 60_000) });
+    expect(fixed.status).toBe('success');
+    expect(fixed.load.succeeded).toBe(1);
+    expect(await p.store.countPending('people_copy')).toBe(0);
+    expect(p.copy()).toEqual(p.model());
+  });
+
+  it('forgets a failed record once it has left the model', async () => {
+    const p = await project([
+      [1, 'ann', 'free'],
+      [2, 'bob', 'banned'],
+    ]);
+    await p.sync();
+    expect(await p.store.pendingKeys('people_copy')).toEqual(['2']);
+    p.wh.exec('delete from people where id = 2');
+    const run = await p.sync();
+    expect(run.status).toBe('success');
+    expect(await p.store.pendingKeys('people_copy')).toEqual([]);
+  });
+});
+
+describe('sync engine: history and replay', () => {
+  it('keeps every record of a run in order, and replays them with the payloads that run sent', async () => {
+    const rows: [number, string, string][] = Array.from({ length: 2500 }, (_, i) => [
+      i + 1,
+      `p${i + 1}`,
+      i % 1000 === 7 ? 'banned' : 'free',
+    ]);
+    const p = await project(rows, '', 100);
+    const run = await p.sync();
+    expect(run.load).toMatchObject({ attempted: 2500, succeeded: 2497, failed: 3 });
+    const all = await p.store.listRunRecords(run.id, {});
+    expect(all).toHaveLength(2500);
+    expect(new Set(all.map((r) => r.key)).size).toBe(2500);
+    expect((await p.store.listRunRecords(run.id, { status: 'failed' })).map((r) => r.key)).toEqual([
+      '8',
+      '1008',
+      '2008',
+    ]);
+    const ok = await p.store.listRunRecords(run.id, { status: 'ok', offset: 1000, limit: 5 });
+    expect(ok).toHaveLength(5);
+    expect(ok.every((r) => r.status === 'ok' && r.change === 'added')).toBe(true);
+    expect(await p.store.listRunRecords(run.id, { offset: 2498 })).toEqual(all.slice(2498));
+    expect(await p.store.listRunRecords(run.id, { limit: 0 })).toEqual([]);
+
+    // Replay: the destination lost its rows; the run's records go again as they were sent.
+    p.dest.exec('delete from people_copy');
+    p.wh.exec(`update people set name = 'changed since'`);
+    const replay = await replayRun({ runId: run.id, state: p.state, configDir: p.dir, store: p.store });
+    expect(replay.trigger).toBe('replay');
+    expect(replay.load).toMatchObject({ attempted: 2500, succeeded: 2497, failed: 3 });
+    const copy = p.copy();
+    expect(Object.keys(copy)).toHaveLength(2497);
+    expect(copy['1']).toBe('p1/free');
+  });
+});

@@ -6,11 +6,14 @@ import { encodeChunk, pageChunks, unloaded } from './run-records.js';
 import { SqliteSql, type StoreSql } from './sql.js';
 import type { PendingRecord, RunFilter, RuntimeStore, SnapshotEntry } from './types.js';
 
+/** Outcome rows per INSERT statement (two parameters each). */
+const OUTCOME_ROWS = 500;
+
 /**
  * The runtime store in one SQLite file. better-sqlite3 is synchronous; the methods stay async
  * so the engine is the same over PostgreSQL. WAL lets the CLI read while a sync writes.
  *
- * A run's confirmed outcomes (`run_outcomes`: each key loaded, with its new hash) live in this
+ * A run's confirmed outcomes (`run_outcomes_N`: each key loaded, with its new hash) live in this
  * connection's temporary schema until the run commits them into the snapshot in key order: nothing is
  * journalled or shared meanwhile, and a crashed run's outcomes vanish with it (its records are sent
  * again). The diff itself runs in memory (engine/sync/key-index.ts) over one scan of the snapshot.
@@ -19,7 +22,7 @@ export class SqliteStore implements RuntimeStore {
   readonly kind = 'sqlite' as const;
   readonly sql: StoreSql;
   private readonly db: Database;
-  /** runId → the small integer keying its rows in `temp.run_outcomes`. */
+  /** runId → the number of its `temp.run_outcomes_N` table. */
   private readonly stages = new Map<string, number>();
   private nextStage = 1;
   private readonly stmts = new Map<string, Statement>();
@@ -32,16 +35,12 @@ export class SqliteStore implements RuntimeStore {
     this.db.pragma('busy_timeout = 10000');
     // WAL + NORMAL: a killed process loses nothing committed; only power loss can drop the last commits.
     this.db.pragma('synchronous = NORMAL');
-    // Bounded page caches (32 MB each, main and temp), filled only as used: RSS stays flat however
-    // large a model is, and the working set spills to its temp file beyond that. Models arrive in
-    // random key order, so every key is a seek: with 16 MB the 1M-key benchmark ran 1.3–1.6× slower;
-    // with 64 MB peak RSS passed 300 MB at 1M rows.
+    // Bounded page caches, filled only as used: the snapshot is read and written in key order, so a
+    // larger cache buys little; the outcomes of a run spill to their temp file beyond 8 MB.
     this.db.pragma('cache_size = -32768');
     this.db.pragma('temp_store = FILE');
-    this.db.pragma('temp.cache_size = -32768');
-    // Appended in load order (no key index to maintain); sorted once, by the commit.
-    this.db.exec(`CREATE TEMP TABLE IF NOT EXISTS run_outcomes (stage INTEGER NOT NULL, key TEXT NOT NULL, hash TEXT);
-      CREATE INDEX IF NOT EXISTS temp.run_outcomes_stage ON run_outcomes (stage)`);
+    // The temp schema holds only a run's outcomes, appended then read once in order: 8 MB is plenty.
+    this.db.pragma('temp.cache_size = -8192');
     this.sql = new SqliteSql(this.db);
   }
 
@@ -153,38 +152,47 @@ export class SqliteStore implements RuntimeStore {
     outcomes: readonly { key: string; hash: string | null }[];
   }): Promise<void> {
     if (req.outcomes.length === 0) return;
-    this.stmt(
-      `INSERT INTO temp.run_outcomes (stage, key, hash)
-       SELECT ?, value ->> 0, value ->> 1 FROM json_each(?)`,
-    ).run(this.stageId(req.runId), JSON.stringify(req.outcomes.map((o) => [o.key, o.hash])));
+    const table = this.outcomeTable(req.runId);
+    const all = req.outcomes;
+    // Multi-row VALUES statements, prepared once per size: binding is cheaper than JSON in and out.
+    for (let i = 0; i < all.length; i += OUTCOME_ROWS) {
+      const n = Math.min(OUTCOME_ROWS, all.length - i);
+      const params: (string | null)[] = new Array(n * 2);
+      for (let j = 0; j < n; j++) {
+        const o = all[i + j]!;
+        params[2 * j] = o.key;
+        params[2 * j + 1] = o.hash;
+      }
+      this.stmt(`INSERT INTO ${table} (key, hash) VALUES ${'(?, ?), '.repeat(n - 1)}(?, ?)`).run(params);
+    }
   }
 
   async commitSnapshot(req: { mapping: string; runId: string }): Promise<void> {
     const stage = this.stages.get(req.runId);
     if (stage === undefined) return;
+    const table = `temp.run_outcomes_${stage}`;
     this.db
       .transaction(() => {
         // In key order: the snapshot's B-tree is written page after page, not seek by seek.
-        this.stmt(
-          `INSERT INTO snapshots (mapping, key, hash)
-           SELECT ?, key, hash FROM temp.run_outcomes WHERE stage = ? AND hash IS NOT NULL ORDER BY key
-           ON CONFLICT (mapping, key) DO UPDATE SET hash = excluded.hash`,
-        ).run(req.mapping, stage);
-        this.stmt(
-          `DELETE FROM snapshots WHERE mapping = ? AND key IN (
-             SELECT key FROM temp.run_outcomes WHERE stage = ? AND hash IS NULL)`,
-        ).run(req.mapping, stage);
-        this.dropStage(stage);
+        this.db
+          .prepare(
+            `INSERT INTO snapshots (mapping, key, hash)
+             SELECT ?, key, hash FROM ${table} WHERE hash IS NOT NULL ORDER BY key
+             ON CONFLICT (mapping, key) DO UPDATE SET hash = excluded.hash`,
+          )
+          .run(req.mapping);
+        this.db
+          .prepare(
+            `DELETE FROM snapshots WHERE mapping = ? AND key IN (SELECT key FROM ${table} WHERE hash IS NULL)`,
+          )
+          .run(req.mapping);
       })
       .immediate();
-    this.stages.delete(req.runId);
+    this.dropStage(req.runId);
   }
 
   async discardStage(req: { runId: string }): Promise<void> {
-    const stage = this.stages.get(req.runId);
-    if (stage === undefined) return;
-    this.dropStage(stage);
-    this.stages.delete(req.runId);
+    this.dropStage(req.runId);
   }
 
   async resetSnapshot(mapping: string): Promise<void> {
@@ -284,17 +292,28 @@ export class SqliteStore implements RuntimeStore {
     return s;
   }
 
-  private stageId(runId: string): number {
-    let id = this.stages.get(runId);
-    if (id === undefined) {
-      id = this.nextStage++;
-      this.stages.set(runId, id);
+  /**
+   * The run's own temporary table of outcomes, created on first use: appended in load order with no
+   * index to maintain, sorted once by the commit, dropped whole afterwards.
+   */
+  private outcomeTable(runId: string): string {
+    let stage = this.stages.get(runId);
+    if (stage === undefined) {
+      stage = this.nextStage++;
+      this.db.exec(`CREATE TEMP TABLE run_outcomes_${stage} (key TEXT NOT NULL, hash TEXT)`);
+      this.stages.set(runId, stage);
     }
-    return id;
+    return `temp.run_outcomes_${stage}`;
   }
 
-  private dropStage(stage: number): void {
-    this.stmt('DELETE FROM temp.run_outcomes WHERE stage = ?').run(stage);
+  private dropStage(runId: string): void {
+    const stage = this.stages.get(runId);
+    if (stage === undefined) return;
+    // Statements prepared on the table go with it.
+    for (const sql of [...this.stmts.keys()])
+      if (sql.includes(`run_outcomes_${stage} `)) this.stmts.delete(sql);
+    this.db.exec(`DROP TABLE IF EXISTS temp.run_outcomes_${stage}`);
+    this.stages.delete(runId);
   }
 }
 

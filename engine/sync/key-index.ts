@@ -31,6 +31,9 @@ export type Seen =
   /** In the snapshot; `slot` answers `sameContent`. */
   | { readonly kind: 'known'; readonly slot: number };
 
+/** Scratch output of murmur32x2 (single-threaded: no allocation per call). */
+const LANES = new Uint32Array(2);
+
 const DUPLICATE: Seen = Object.freeze({ kind: 'duplicate' });
 const NEW: Seen = Object.freeze({ kind: 'new' });
 
@@ -49,21 +52,24 @@ export class KeyIndex {
 
   /** Adds a snapshot entry (before any `see`). A key listed twice keeps its first hash. */
   addSnapshot(key: string, hash: string): void {
-    const a = murmur32(key, this.seedA);
-    const b = murmur32(key, this.seedB);
+    this.lanes(key);
+    const a = LANES[0]!;
+    const b = LANES[1]!;
     const slot = this.find(a, b);
     if (this.state[slot] !== EMPTY) return;
     this.put(slot, a, b, SNAPSHOT);
-    this.hashA[slot] = murmur32(hash, this.seedA);
-    this.hashB[slot] = murmur32(hash, this.seedB);
+    this.lanes(hash);
+    this.hashA[slot] = LANES[0]!;
+    this.hashB[slot] = LANES[1]!;
     this.snapshotKeys++;
     this.grow();
   }
 
   /** Marks an extracted key seen and says what the snapshot knew of it. */
   see(key: string): Seen {
-    const a = murmur32(key, this.seedA);
-    const b = murmur32(key, this.seedB);
+    this.lanes(key);
+    const a = LANES[0]!;
+    const b = LANES[1]!;
     const slot = this.find(a, b);
     switch (this.state[slot]) {
       case EMPTY:
@@ -81,12 +87,13 @@ export class KeyIndex {
 
   /** Whether the snapshot's content hash at `slot` (from `see`) equals `hash`. */
   sameContent(slot: number, hash: string): boolean {
-    return this.hashA[slot] === murmur32(hash, this.seedA) && this.hashB[slot] === murmur32(hash, this.seedB);
+    this.lanes(hash);
+    return this.hashA[slot] === LANES[0] && this.hashB[slot] === LANES[1];
   }
 
   /** Marks a key seen without it being extracted (a deleted record this run handles). */
   touch(key: string): void {
-    const slot = this.find(murmur32(key, this.seedA), murmur32(key, this.seedB));
+    const slot = this.slotOf(key);
     if (this.state[slot] === SNAPSHOT) {
       this.state[slot] = SNAPSHOT_SEEN;
       this.snapshotSeen++;
@@ -95,7 +102,7 @@ export class KeyIndex {
 
   /** Whether this run saw `key` (extracted, or handled as deleted). */
   wasSeen(key: string): boolean {
-    const s = this.state[this.find(murmur32(key, this.seedA), murmur32(key, this.seedB))];
+    const s = this.state[this.slotOf(key)];
     return s === SNAPSHOT_SEEN || s === NEW_SEEN;
   }
 
@@ -106,7 +113,17 @@ export class KeyIndex {
 
   /** Whether `key` is a snapshot key this run has not seen. */
   isUnseenSnapshotKey(key: string): boolean {
-    return this.state[this.find(murmur32(key, this.seedA), murmur32(key, this.seedB))] === SNAPSHOT;
+    return this.state[this.slotOf(key)] === SNAPSHOT;
+  }
+
+  private slotOf(key: string): number {
+    this.lanes(key);
+    return this.find(LANES[0]!, LANES[1]!);
+  }
+
+  /** Both 32-bit lanes of a string's fingerprint, into LANES. */
+  private lanes(s: string): void {
+    murmur32x2(s, this.seedA, this.seedB, LANES);
   }
 
   /** The slot holding (a, b), or the empty slot where it goes (linear probing). */
@@ -171,7 +188,40 @@ export function murmur32(s: string, seed: number): number {
     k = Math.imul(k, 0x1b873593);
     h ^= k;
   }
-  h ^= n;
+  return fmix(h ^ n);
+}
+
+/** murmur32 with two seeds in one pass over the string: `out[0]` with seedA, `out[1]` with seedB. */
+export function murmur32x2(s: string, seedA: number, seedB: number, out: Uint32Array): void {
+  let h1 = seedA | 0;
+  let h2 = seedB | 0;
+  const n = s.length;
+  const blocks = n & ~1;
+  for (let i = 0; i < blocks; i += 2) {
+    let k = s.charCodeAt(i) | (s.charCodeAt(i + 1) << 16);
+    k = Math.imul(k, 0xcc9e2d51);
+    k = (k << 15) | (k >>> 17);
+    k = Math.imul(k, 0x1b873593);
+    h1 ^= k;
+    h1 = (h1 << 13) | (h1 >>> 19);
+    h1 = (Math.imul(h1, 5) + 0xe6546b64) | 0;
+    h2 ^= k;
+    h2 = (h2 << 13) | (h2 >>> 19);
+    h2 = (Math.imul(h2, 5) + 0xe6546b64) | 0;
+  }
+  if (n & 1) {
+    let k = s.charCodeAt(n - 1);
+    k = Math.imul(k, 0xcc9e2d51);
+    k = (k << 15) | (k >>> 17);
+    k = Math.imul(k, 0x1b873593);
+    h1 ^= k;
+    h2 ^= k;
+  }
+  out[0] = fmix(h1 ^ n);
+  out[1] = fmix(h2 ^ n);
+}
+
+function fmix(h: number): number {
   h ^= h >>> 16;
   h = Math.imul(h, 0x85ebca6b);
   h ^= h >>> 13;

@@ -56,7 +56,10 @@ export interface RunRecord {
   readonly status: 'ok' | 'failed' | 'expired';
   readonly code?: string;
   readonly message?: string;
-  /** The mapped fields that were sent (null for deletes). */
+  /**
+   * The mapped fields of a record that failed or expired, for drill-down. Null for deletes, and for
+   * loaded records: those are kept by key (replay reads their current data from the model).
+   */
   readonly payload: Readonly<Record<string, unknown>> | null;
 }
 

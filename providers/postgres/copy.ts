@@ -33,6 +33,12 @@ export async function copyBatch(req: {
   readonly upsertFrom: (source: string) => string;
   /** True for an error one record can cause: the batch is then handed back. */
   readonly isRecordError: (e: unknown) => boolean;
+  /**
+   * upsert of records that are all new to the snapshot: try a plain COPY into the table first (no
+   * staging, no ON CONFLICT: less than half the server's work); when a key is already there after all,
+   * `onConflict` is called and the batch goes the upsert way.
+   */
+  readonly insertFirst?: { readonly onConflict: () => void };
 }): Promise<boolean> {
   const { client, op, table, columns } = req;
   if (req.rowCount < COPY_MIN_ROWS) return false;
@@ -51,6 +57,18 @@ export async function copyBatch(req: {
     .digest('hex')
     .slice(0, 16)}`;
   const target = op === 'upsert' ? `pg_temp.${dialect.quoteIdent(temp)}` : t;
+  if (op === 'upsert' && req.insertFirst) {
+    await client.query('BEGIN');
+    try {
+      await copyIn(client, `COPY ${t} (${cols}) FROM STDIN`, data);
+      await client.query('COMMIT');
+      return true;
+    } catch (e) {
+      await client.query('ROLLBACK').catch(() => undefined);
+      if (!req.isRecordError(e)) throw e;
+      if ((e as { code?: unknown }).code === '23505') req.insertFirst.onConflict();
+    }
+  }
   await client.query('BEGIN');
   try {
     if (op === 'upsert')

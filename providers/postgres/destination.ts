@@ -57,6 +57,8 @@ const OK: RecordResult = { status: 'ok' };
  */
 export class PostgresDestination implements DestinationCapability {
   readonly #tables = new Map<string, Promise<TableInfo | null>>();
+  /** Added records are COPYed straight in until one turns out to be there already (see copyBatch). */
+  #insertFirst = true;
 
   constructor(
     private readonly pool: pg.Pool,
@@ -148,6 +150,9 @@ export class PostgresDestination implements DestinationCapability {
             value: (r, c) => cell(items[r]!.record, op, columns[c]!, key),
             upsertFrom: (source) => statement('upsert', table, columns, key, source)!,
             isRecordError,
+            ...(this.#insertFirst && items.every((it) => it.record.change === 'added')
+              ? { insertFirst: { onConflict: () => (this.#insertFirst = false) } }
+              : {}),
           }));
         if (bulk) {
           for (const it of items) results[it.index] = OK;

@@ -397,13 +397,17 @@ describe.skipIf(!base)('postgres provider', () => {
         f: i / 4,
       });
       const records = Array.from({ length: 300 }, (_, i) => rec(String(9007199254740000 + i), fields(i)));
+      const loadTables = async () =>
+        (
+          await admin.query(
+            "SELECT count(*)::int AS n FROM pg_class WHERE relname LIKE 'backflow_load_%' AND relpersistence = 't'",
+          )
+        ).rows[0].n as number;
+      const before = await loadTables();
+      // Records new to the snapshot are COPYed straight into the table.
       expect(await load('upsert', records, 'bulk')).toEqual(records.map(() => ({ status: 'ok' })));
-      // The batch went through COPY into the session's load table.
-      const temp = await admin.query(
-        "SELECT count(*)::int AS n FROM pg_class WHERE relname LIKE 'backflow_load_%' AND relpersistence = 't'",
-      );
-      expect(temp.rows[0].n).toBeGreaterThan(0);
-      // Again, as updates: the ON CONFLICT path of the same bulk statement.
+      expect(await loadTables()).toBe(before);
+      // Again, as updates: COPY into the session's load table, then INSERT … ON CONFLICT.
       expect(
         await load(
           'upsert',
@@ -411,6 +415,7 @@ describe.skipIf(!base)('postgres provider', () => {
           'bulk',
         ),
       ).toHaveLength(300);
+      expect(await loadTables()).toBeGreaterThan(before);
       const rows = await table('SELECT * FROM bulk ORDER BY id');
       expect(rows).toHaveLength(300);
       rows.forEach((row, i) => {
@@ -425,6 +430,20 @@ describe.skipIf(!base)('postgres provider', () => {
       await admin.query('TRUNCATE bulk');
       await load('upsert', records.slice(0, 10), 'bulk');
       expect(await table('SELECT * FROM bulk ORDER BY id')).toEqual(rows.slice(0, 10));
+    });
+
+    it('upserts "added" records that are already in the table (a reset, rows loaded by hand)', async () => {
+      await admin.query('CREATE TABLE IF NOT EXISTS readded (id bigint PRIMARY KEY, v text)');
+      await admin.query('TRUNCATE readded');
+      await admin.query("INSERT INTO readded VALUES (5, 'old'), (150, 'old')");
+      const records = Array.from({ length: 200 }, (_, i) =>
+        rec(String(i + 1), { id: String(i + 1), v: `new ${i + 1}` }),
+      );
+      expect(await load('upsert', records, 'readded')).toEqual(records.map(() => ({ status: 'ok' })));
+      const rows = await table('SELECT id, v FROM readded ORDER BY id');
+      expect(rows).toHaveLength(200);
+      expect(rows[4]).toEqual({ id: '5', v: 'new 5' });
+      expect(rows[149]).toEqual({ id: '150', v: 'new 150' });
     });
 
     it('inserts in bulk and isolates the failing records of a large batch', async () => {

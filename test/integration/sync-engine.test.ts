@@ -279,7 +279,7 @@ describe('sync engine: failed records', () => {
 });
 
 describe('sync engine: history and replay', () => {
-  it('keeps every record of a run in order, and replays them with the payloads that run sent', async () => {
+  it('keeps every record of a run in order, and replays them with the data the model has now', async () => {
     const rows: [number, string, string][] = Array.from({ length: 2500 }, (_, i) => [
       i + 1,
       `p${i + 1}`,
@@ -302,14 +302,24 @@ describe('sync engine: history and replay', () => {
     expect(await p.store.listRunRecords(run.id, { offset: 2498 })).toEqual(all.slice(2498));
     expect(await p.store.listRunRecords(run.id, { limit: 0 })).toEqual([]);
 
-    // Replay: the destination lost its rows; the run's records go again as they were sent.
+    // Loaded records are kept by key; failed ones keep their payload for drill-down.
+    expect(ok[0]?.payload).toBeNull();
+    expect((await p.store.listRunRecords(run.id, { status: 'failed' }))[0]?.payload).toEqual({
+      id: 8,
+      name: 'p8',
+      plan: 'banned',
+    });
+    // Replay: the destination lost its rows; the run's records go again, as the model has them now.
     p.dest.exec('delete from people_copy');
-    p.wh.exec(`update people set name = 'changed since'`);
+    p.wh.exec(`update people set name = 'changed since' where id <= 10; delete from people where id = 2500`);
     const replay = await replayRun({ runId: run.id, state: p.state, configDir: p.dir, store: p.store });
     expect(replay.trigger).toBe('replay');
+    // mirror sends deletes: the record gone from the model since is replayed as a delete.
+    expect(replay.extract).toEqual({ total: 2500, added: 2499, updated: 0, deleted: 1 });
     expect(replay.load).toMatchObject({ attempted: 2500, succeeded: 2497, failed: 3 });
     const copy = p.copy();
-    expect(Object.keys(copy)).toHaveLength(2497);
-    expect(copy['1']).toBe('p1/free');
+    expect(Object.keys(copy)).toHaveLength(2496);
+    expect(copy['1']).toBe('changed since/free');
+    expect(copy['11']).toBe('p11/free');
   });
 });

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { KeyIndex, murmur32 } from '../../engine/sync/key-index.js';
+import { KeyIndex, murmur32, murmur32x2 } from '../../engine/sync/key-index.js';
 
 describe('murmur32', () => {
   it('matches MurmurHash3 x86_32 on ASCII input (two code units per block)', () => {
@@ -39,6 +39,11 @@ describe('murmur32', () => {
     for (const s of ['', 'a', 'ab', 'abc', 'user-12345', 'Zoë 🎉', "O'Reilly\n\t"])
       for (const seed of [0, 1, 0xdeadbeef]) expect(murmur32(s, seed)).toBe(ref(s, seed));
     expect(murmur32('a', 1)).not.toBe(murmur32('a', 2));
+    const out = new Uint32Array(2);
+    for (const s of ['', 'a', 'user-12345', 'Zoë 🎉']) {
+      murmur32x2(s, 7, 0xdeadbeef, out);
+      expect([...out]).toEqual([murmur32(s, 7), murmur32(s, 0xdeadbeef)]);
+    }
   });
 });
 

@@ -307,10 +307,9 @@ class SyncExecution {
     for (const row of rows) {
       const seen = this.see(row, () => row);
       if (seen === undefined) continue;
-      const mapped = this.map(row, mapper, seen);
-      if (mapped === undefined) continue;
-      const hash = hashRecord(mapped.fields);
-      this.consider(candidates, mapped, hash);
+      const fields = this.map(row, mapper, seen);
+      if (fields === undefined) continue;
+      this.consider(candidates, seen, fields, hashRecord(fields));
     }
     await this.select(candidates);
     await this.flush(false);
@@ -323,12 +322,12 @@ class SyncExecution {
       const seen = this.see(raw.pick(i, this.keyColumns), () => raw.row(i));
       if (seen === undefined) continue;
       const hash = raw.fingerprint(i);
-      if (!this.fullResync && seen.seen.kind === 'known' && this.index.sameContent(seen.seen.slot, hash))
-        continue;
-      const row = raw.row(i);
-      const mapped = this.map(row, mapper, seen);
-      if (mapped === undefined) continue;
-      this.consider(candidates, mapped, hash);
+      const unchanged =
+        !this.fullResync && seen.seen.kind === 'known' && this.index.sameContent(seen.seen.slot, hash);
+      if (unchanged) continue;
+      const fields = this.map(raw.row(i), mapper, seen);
+      if (fields === undefined) continue;
+      this.push(candidates, seen, fields, hash);
     }
     await this.select(candidates);
     await this.flush(false);
@@ -358,13 +357,14 @@ class SyncExecution {
     return { key: k.key, seen };
   }
 
+  /** The row's mapped fields; undefined (and the record failed) when a field cannot be mapped. */
   private map(
     row: Row,
     mapper: Mapper,
     at: { key: string; seen: Seen },
-  ): { key: string; seen: Seen; fields: Record<string, unknown> } | undefined {
+  ): Record<string, unknown> | undefined {
     const mapped = mapper.map(row);
-    if (mapped.ok) return { ...at, fields: mapped.fields };
+    if (mapped.ok) return mapped.fields;
     const change = this.changeOf(at.seen);
     this.c[change]++;
     this.fail(change, mapped.code, `field \`${mapped.field}\`: ${mapped.message}`, row, at.key);
@@ -378,13 +378,24 @@ class SyncExecution {
   /** Queues a mapped record unless the snapshot already holds the same content. */
   private consider(
     candidates: Candidate[],
-    m: { key: string; seen: Seen; fields: Record<string, unknown> },
+    at: { key: string; seen: Seen },
+    fields: Record<string, unknown>,
     hash: string,
   ): void {
-    if (!this.fullResync && m.seen.kind === 'known' && this.index.sameContent(m.seen.slot, hash)) return;
-    const change = this.changeOf(m.seen);
+    if (!this.fullResync && at.seen.kind === 'known' && this.index.sameContent(at.seen.slot, hash)) return;
+    this.push(candidates, at, fields, hash);
+  }
+
+  /** Queues a changed record. */
+  private push(
+    candidates: Candidate[],
+    at: { key: string; seen: Seen },
+    fields: Record<string, unknown>,
+    hash: string,
+  ): void {
+    const change = this.changeOf(at.seen);
     this.c[change]++;
-    candidates.push({ key: m.key, change, fields: m.fields, hash });
+    candidates.push({ key: at.key, change, fields, hash });
   }
 
   /** Applies sync_on and the retry window, queueing what is to be sent. */

@@ -7,11 +7,13 @@ import { randomInt } from 'node:crypto';
  * trip: new, unchanged, changed, or a duplicate primary key. Deleted records are the snapshot keys
  * never seen.
  *
- * Keys and hashes are kept as 64-bit fingerprints (two 32-bit MurmurHash3 lanes with seeds drawn
- * for this run), in an open-addressing table of typed arrays: 17 bytes per slot, at most half the
- * slots used — about 35 MB for a million keys, whatever the keys' length. Two different keys sharing
- * a fingerprint (odds about n²/2⁶⁵, 3·10⁻⁸ for a million keys) would be taken for one key in this
- * run only; the next run draws new seeds, so such an accident heals by itself one run later.
+ * Keys are kept as 64-bit fingerprints and content hashes as 32-bit ones (MurmurHash3 lanes with
+ * seeds drawn for this run), in an open-addressing table of typed arrays: 13 bytes per slot, at most
+ * three quarters of the slots used — 17 to 35 MB for a million keys, whatever the keys' length. Two
+ * different keys sharing a fingerprint (odds about n²/2⁶⁵, 3·10⁻⁸ for a million keys), or a changed
+ * record whose new hash shares the old one's 32 bits (2⁻³² per changed record), would be taken for
+ * the same in this run only: the next run draws new seeds and sees the difference, so such an
+ * accident heals by itself one run later.
  */
 
 const EMPTY = 0;
@@ -40,15 +42,24 @@ const NEW: Seen = Object.freeze({ kind: 'new' });
 export class KeyIndex {
   private readonly seedA = randomInt(0, 2 ** 32);
   private readonly seedB = randomInt(0, 2 ** 32);
-  private capacity = 1 << 12;
+  private capacity: number;
   private size = 0;
   private snapshotKeys = 0;
   private snapshotSeen = 0;
-  private keyA = new Uint32Array(this.capacity);
-  private keyB = new Uint32Array(this.capacity);
-  private hashA = new Uint32Array(this.capacity);
-  private hashB = new Uint32Array(this.capacity);
-  private state = new Uint8Array(this.capacity);
+  private keyA: Uint32Array;
+  private keyB: Uint32Array;
+  private hash: Uint32Array;
+  private state: Uint8Array;
+
+  /** `expected`: the number of keys foreseen (the snapshot's size), so the table need not grow while loading it. */
+  constructor(expected = 0) {
+    this.capacity = 1 << 12;
+    while (this.capacity * 3 < expected * 4) this.capacity *= 2;
+    this.keyA = new Uint32Array(this.capacity);
+    this.keyB = new Uint32Array(this.capacity);
+    this.hash = new Uint32Array(this.capacity);
+    this.state = new Uint8Array(this.capacity);
+  }
 
   /** Adds a snapshot entry (before any `see`). A key listed twice keeps its first hash. */
   addSnapshot(key: string, hash: string): void {
@@ -58,9 +69,7 @@ export class KeyIndex {
     const slot = this.find(a, b);
     if (this.state[slot] !== EMPTY) return;
     this.put(slot, a, b, SNAPSHOT);
-    this.lanes(hash);
-    this.hashA[slot] = LANES[0]!;
-    this.hashB[slot] = LANES[1]!;
+    this.hash[slot] = murmur32(hash, this.seedA);
     this.snapshotKeys++;
     this.grow();
   }
@@ -87,8 +96,7 @@ export class KeyIndex {
 
   /** Whether the snapshot's content hash at `slot` (from `see`) equals `hash`. */
   sameContent(slot: number, hash: string): boolean {
-    this.lanes(hash);
-    return this.hashA[slot] === LANES[0] && this.hashB[slot] === LANES[1];
+    return this.hash[slot] === murmur32(hash, this.seedA);
   }
 
   /** Marks a key seen without it being extracted (a deleted record this run handles). */
@@ -142,23 +150,21 @@ export class KeyIndex {
     this.size++;
   }
 
-  /** Doubles the table once it is half full. */
+  /** Doubles the table once it is three quarters full. */
   private grow(): void {
-    if (this.size * 2 <= this.capacity) return;
-    const { keyA, keyB, hashA, hashB, state } = this;
+    if (this.size * 4 <= this.capacity * 3) return;
+    const { keyA, keyB, hash, state } = this;
     this.capacity *= 2;
     this.keyA = new Uint32Array(this.capacity);
     this.keyB = new Uint32Array(this.capacity);
-    this.hashA = new Uint32Array(this.capacity);
-    this.hashB = new Uint32Array(this.capacity);
+    this.hash = new Uint32Array(this.capacity);
     this.state = new Uint8Array(this.capacity);
     for (let i = 0; i < state.length; i++) {
       if (state[i] === EMPTY) continue;
       const slot = this.find(keyA[i]!, keyB[i]!);
       this.keyA[slot] = keyA[i]!;
       this.keyB[slot] = keyB[i]!;
-      this.hashA[slot] = hashA[i]!;
-      this.hashB[slot] = hashB[i]!;
+      this.hash[slot] = hash[i]!;
       this.state[slot] = state[i]!;
     }
   }

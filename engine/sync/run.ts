@@ -171,7 +171,7 @@ class SyncExecution {
   private readonly syncOn: ReadonlySet<Change>;
   private readonly maxAgeMs: number;
   private readonly keyColumns: readonly string[];
-  private readonly index = new KeyIndex();
+  private index = new KeyIndex();
   /** False when the mapping had no pending records at the start: no lookups or clean-ups needed. */
   private pendingPossible = true;
   private buffer: Selected[] = [];
@@ -216,6 +216,7 @@ class SyncExecution {
           code: 'not_a_destination',
           retryable: false,
         });
+      this.index = new KeyIndex(await store.snapshotSize(name));
       for await (const page of store.snapshotPages({ mapping: name, pageSize: 10_000 }))
         for (const [key, hash] of page) this.index.addSnapshot(key, hash);
 

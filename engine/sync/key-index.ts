@@ -175,27 +175,11 @@ export class KeyIndex {
  * seeded per run, it spreads keys and catches changed hashes; equal strings always agree.
  */
 export function murmur32(s: string, seed: number): number {
-  let h = seed | 0;
-  const n = s.length;
-  const blocks = n & ~1;
-  for (let i = 0; i < blocks; i += 2) {
-    let k = s.charCodeAt(i) | (s.charCodeAt(i + 1) << 16);
-    k = Math.imul(k, 0xcc9e2d51);
-    k = (k << 15) | (k >>> 17);
-    k = Math.imul(k, 0x1b873593);
-    h ^= k;
-    h = (h << 13) | (h >>> 19);
-    h = (Math.imul(h, 5) + 0xe6546b64) | 0;
-  }
-  if (n & 1) {
-    let k = s.charCodeAt(n - 1);
-    k = Math.imul(k, 0xcc9e2d51);
-    k = (k << 15) | (k >>> 17);
-    k = Math.imul(k, 0x1b873593);
-    h ^= k;
-  }
-  return fmix(h ^ n);
+  murmur32x2(s, seed, seed, ONE);
+  return ONE[0]!;
 }
+
+const ONE = new Uint32Array(2);
 
 /** murmur32 with two seeds in one pass over the string: `out[0]` with seedA, `out[1]` with seedB. */
 export function murmur32x2(s: string, seedA: number, seedB: number, out: Uint32Array): void {

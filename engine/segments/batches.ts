@@ -1,6 +1,9 @@
 /**
- * Batches in the runtime store: formed from the head of a queue, run, then completed (their
- * profiles leave the queue, the query is logged) or failed (kept, with the next attempt time).
+ * Batches in the runtime store: formed from the head of a queue, run, then delivered or failed
+ * (kept, with the next attempt time). A delivered batch is marked in the transaction that forms
+ * the next one, and its profiles leave the queue (and its query-log row is written) in bulk, a
+ * few dozen batches at a time (`purgeDelivered`): one batch then costs the store one or two
+ * pages of writes instead of a dozen. Readers treat a marked batch as gone.
  */
 import type { StoreSql } from '../store/sql.js';
 import type { Slice } from './batching.js';
@@ -30,6 +33,8 @@ export interface BatchRow {
 export interface Position {
   readonly seq: number;
   readonly to: number;
+  /** Profiles in row `seq`, when known: a row taken up to its end is not read again. */
+  readonly count?: number;
 }
 
 function toBatch(r: Record<string, unknown>): BatchRow {
@@ -56,7 +61,8 @@ export async function listBatches(
   queue?: { integration: string; segment: string },
 ): Promise<BatchRow[]> {
   const rows = await sql.all<Record<string, unknown>>(
-    `SELECT * FROM segment_batches ${queue ? 'WHERE integration = ? AND segment = ?' : ''} ORDER BY id`,
+    `SELECT * FROM segment_batches WHERE delivered IS NULL ${queue ? 'AND integration = ? AND segment = ?' : ''}
+      ORDER BY id`,
     queue ? [queue.integration, queue.segment] : [],
   );
   return rows.map(toBatch);
@@ -65,7 +71,7 @@ export async function listBatches(
 /** Where a queue's next batch starts, given its undelivered batches. */
 export function positionAfter(batches: readonly BatchRow[]): Position {
   const last = batches.at(-1)?.slices.at(-1);
-  return last ? { seq: last.seq, to: last.to } : { seq: 0, to: 0 };
+  return last ? { seq: last.seq, to: last.to, count: last.count } : { seq: 0, to: 0 };
 }
 
 /** Forms a batch of `slices` (the head run of a queue), marked started. */
@@ -150,19 +156,86 @@ export async function logQuery(sql: StoreSql, row: QueryLogRow): Promise<void> {
 }
 
 /**
- * A delivered (or deliberately skipped) batch, in one transaction: rows it finished leave the
- * queue, a row it took part of remembers how far, the query is logged.
+ * A delivered (or deliberately skipped) batch: marked, with what its query-log row will hold. It no
+ * longer counts as queued or in flight, and `segments stats` counts its query (`queryLog`);
+ * `purgeDelivered` removes its profiles from the queue and writes the log row.
  */
-export async function completeBatch(sql: StoreSql, batch: BatchRow, log: QueryLogRow): Promise<void> {
-  const done = batch.slices.filter((s) => s.to >= s.count).map((s) => s.seq);
-  const partial = batch.slices.filter((s) => s.to < s.count);
-  await sql.transaction(async (tx) => {
+export async function markDelivered(sql: StoreSql, batch: BatchRow, log: QueryLogRow): Promise<void> {
+  const mark = {
+    at: log.at,
+    ok: log.ok ? 1 : 0,
+    profiles: log.profiles,
+    duration_ms: Math.round(log.durationMs),
+    attempt: log.attempt,
+    message: log.message ?? null,
+  };
+  await sql.run('UPDATE segment_batches SET delivered = ? WHERE id = ?', [JSON.stringify(mark), batch.id]);
+}
+
+/** A field of a delivered batch's mark, in SQL (as INTEGER with `int`). */
+function markField(sql: StoreSql, field: string, int = false): string {
+  const text = sql.dialect === 'sqlite' ? `(delivered ->> '${field}')` : `(delivered::json ->> '${field}')`;
+  return int ? `CAST(${text} AS INTEGER)` : text;
+}
+
+/** Query-log columns (and `id`) of delivered batches not moved out yet: a SELECT ending in its WHERE. */
+function markedQueries(sql: StoreSql): string {
+  return `SELECT id, integration, segment, kind, ${markField(sql, 'at')} AS at, ${markField(sql, 'ok', true)} AS ok,
+            ${markField(sql, 'profiles', true)} AS profiles, ${markField(sql, 'duration_ms', true)} AS duration_ms,
+            ${markField(sql, 'attempt', true)} AS attempt, ${markField(sql, 'message')} AS message
+       FROM segment_batches WHERE delivered IS NOT NULL`;
+}
+
+/**
+ * Every query run, as a FROM item (`segments stats` reads it): the query log, and the queries of
+ * delivered batches whose rows are not written yet. Columns: those of segment_queries but
+ * `duration_ms`, and `pending` (1 for the latter; with `id`, it orders rows of one time).
+ */
+export function queryLog(sql: StoreSql): string {
+  return `(SELECT id, 0 AS pending, integration, segment, kind, at, ok, profiles, attempt, message FROM segment_queries
+     UNION ALL
+     SELECT id, 1 AS pending, integration, segment, kind, at, ok, profiles, attempt, message
+       FROM (${markedQueries(sql)}) AS marked
+  ) AS query_log`;
+}
+
+/**
+ * Moves a queue's delivered batches out, in one transaction: rows they finished leave the queue,
+ * a row they took part of remembers how far, their queries are logged, the batches are removed.
+ * Returns how many there were. Run it while holding the queue's lease.
+ */
+export async function purgeDelivered(
+  sql: StoreSql,
+  queue: { integration: string; segment: string },
+): Promise<number> {
+  return sql.transaction(async (tx) => {
+    const rows = await tx.all<{ id: unknown; slices: string }>(
+      `SELECT id, slices FROM segment_batches
+        WHERE integration = ? AND segment = ? AND delivered IS NOT NULL ORDER BY id`,
+      [queue.integration, queue.segment],
+    );
+    if (rows.length === 0) return 0;
+    const done: number[] = [];
+    const partial = new Map<number, number>();
+    for (const r of rows)
+      for (const s of JSON.parse(r.slices) as Slice[]) {
+        if (s.to >= s.count) done.push(s.seq);
+        else partial.set(s.seq, Math.max(partial.get(s.seq) ?? 0, s.to));
+      }
+    for (const seq of done) partial.delete(seq);
     if (done.length)
       await tx.run(`DELETE FROM segment_events WHERE seq IN (${jsonInts(tx)})`, [JSON.stringify(done)]);
-    for (const s of partial)
-      await tx.run('UPDATE segment_events SET taken = ? WHERE seq = ? AND taken < ?', [s.to, s.seq, s.to]);
-    await tx.run('DELETE FROM segment_batches WHERE id = ?', [batch.id]);
-    await logQuery(tx, log);
+    for (const [seq, to] of partial)
+      await tx.run('UPDATE segment_events SET taken = ? WHERE seq = ? AND taken < ?', [to, seq, to]);
+    const ids = JSON.stringify(rows.map((r) => Number(r.id)));
+    await tx.run(
+      `INSERT INTO segment_queries (integration, segment, kind, at, ok, profiles, duration_ms, attempt, message)
+       SELECT integration, segment, kind, at, ok, profiles, duration_ms, attempt, message
+         FROM (${markedQueries(tx)} AND id IN (${jsonInts(tx)})) AS marked ORDER BY id`,
+      [ids],
+    );
+    await tx.run(`DELETE FROM segment_batches WHERE id IN (${jsonInts(tx)})`, [ids]);
+    return rows.length;
   });
 }
 

@@ -16,7 +16,7 @@ import {
   removeMembers,
   upsertMembers,
 } from './membership.js';
-import { type StoredProfile, storedProfile } from './profiles.js';
+import { profileShaper, type StoredProfile } from './profiles.js';
 import { type EventGroup, insertEvent, insertProfileEvents } from './queue.js';
 import {
   integrationsFor,
@@ -42,10 +42,11 @@ export async function enqueueProfiles(req: EnqueueProfilesRequest): Promise<Enqu
   const segment = managedSegment(req.state, req.segment, req.kind);
   const problems: string[] = [];
   const byKey = new Map<string, StoredProfile>();
+  const shape = profileShaper(segment.body);
   req.profiles.forEach((raw, i) => {
-    const p = storedProfile(raw, segment.body);
-    if (p.ok) byKey.set(p.value.key, p.value);
-    else problems.push(`profile ${i + 1} ${p.problem}`);
+    const p = shape(raw);
+    if (typeof p === 'string') problems.push(`profile ${i + 1} ${p}`);
+    else byKey.set(p.key, p);
   });
   if (problems.length)
     throw new UserError(
@@ -71,8 +72,8 @@ export async function enqueueProfiles(req: EnqueueProfilesRequest): Promise<Enqu
       sent = profiles.map((p) => {
         const m = known.get(p.key);
         if (!m) return p;
-        const profile = { ...m.profile, ...p.profile };
-        return { ...p, profile, json: JSON.stringify(profile) };
+        const profile = { ...m.profile, ...(JSON.parse(p.json) as Profile) };
+        return { key: p.key, json: JSON.stringify(profile), hash: p.hash };
       });
       await removeMembers(
         tx,

@@ -1,31 +1,41 @@
 /**
  * Runs the batches that are due: per queue (integration, segment), strictly in sequence order,
  * one rendered query per batch. Delivery is at-least-once: a batch is recorded as formed and
- * started before its query runs and removed only after the query succeeded, so a process killed
- * in between runs the same batch again on restart (the templates are upserts and deletes by key,
- * so running one twice leaves the same rows).
+ * started before its query runs and marked delivered only after the query succeeded, so a process
+ * killed in between runs the same batch again on restart (the templates are upserts and deletes by
+ * key, so running one twice leaves the same rows). Delivered batches leave the store in bulk
+ * (batches.ts: `purgeDelivered`).
  */
 import { performance } from 'node:perf_hooks';
 import type { Session } from '../../providers/sdk.js';
 import { closeQuietly, openSession } from '../connections.js';
 import { errorMessage, ProviderError } from '../errors.js';
 import type { StateDocument } from '../state/types.js';
+import type { StoreSql } from '../store/sql.js';
 import type { RuntimeStore } from '../store/types.js';
 import { alertSegmentFailure } from './alert.js';
 import {
-  completeBatch,
   failBatch,
   listBatches,
   markAlerted,
+  markDelivered,
   markStarted,
   positionAfter,
   pruneQueryLog,
+  purgeDelivered,
   unclaimBatch,
 } from './batches.js';
 import { MAX_ATTEMPTS, nextAttemptAt } from './batching.js';
 import { catchUpApplyEffects } from './effects.js';
 import { acquireLease, LEASE_MS, newOwner, type Queue, releaseLease, renewLease } from './lease.js';
-import { nextBatch, type Prepared } from './next-batch.js';
+import {
+  type Formed,
+  formBatch,
+  type NextBatchRequest,
+  type Prepared,
+  renderBatch,
+  type Waiting,
+} from './next-batch.js';
 import { type QueueSummary, queueSummaries } from './queue.js';
 import { BatchRenderer } from './render-batch.js';
 import { findIntegration, type ResolvedIntegration, resolveIntegration } from './resolve.js';
@@ -49,6 +59,12 @@ export interface FlushRequest {
   /** Called after every query (progress for terminals and the agent's log). */
   readonly onBatch?: (outcome: BatchOutcome) => void;
 }
+
+/**
+ * Delivered batches are moved out of the queue this many at a time (and when a drain starts or
+ * ends): each batch's own commit then only marks it.
+ */
+const PURGE_EVERY = 32;
 
 /** The query log keeps this much history for `segments stats`. */
 const QUERY_LOG_DAYS = 30;
@@ -99,6 +115,12 @@ interface Result {
   readonly error?: string;
 }
 
+/** A drain's position in its queue, for forming the batches after the running one. */
+interface Ahead extends Pick<NextBatchRequest, 'queue' | 'integration' | 'existing' | 'cursor'> {
+  /** Batches this drain marked delivered (every PURGE_EVERY, they are moved out of the queue). */
+  marked: number;
+}
+
 interface Finished {
   readonly prepared: Prepared;
   readonly result: Result;
@@ -130,12 +152,24 @@ class Flush {
   async queue(q: QueueSummary): Promise<void> {
     const sql = this.req.store.sql;
     if (this.req.signal?.aborted) return this.wait(q, 'aborted');
+    if (q.events <= 0) return this.purgeOnly(q);
     const integration = findIntegration(this.req.state, q.integration) ?? (await this.fromSnapshot(q));
     if (!integration) return this.wait(q, 'integration_missing');
     if (!integration.enabled) return this.wait(q, 'paused');
     if (!(await acquireLease(sql, q, this.owner))) return this.wait(q, 'locked');
     try {
       await this.drain(q, integration);
+    } finally {
+      await releaseLease(sql, q, this.owner).catch(() => undefined);
+    }
+  }
+
+  /** A queue holding only delivered batches (a flush that stopped before moving them out): moves them out. */
+  private async purgeOnly(q: Queue): Promise<void> {
+    const sql = this.req.store.sql;
+    if (!(await acquireLease(sql, q, this.owner))) return;
+    try {
+      await purgeDelivered(sql, q);
     } finally {
       await releaseLease(sql, q, this.owner).catch(() => undefined);
     }
@@ -153,11 +187,14 @@ class Flush {
 
   /**
    * Runs the queue's batches in order. While one batch's query runs on the connector, the
-   * previous batch is recorded as delivered and the next one is formed and rendered, so the store's
-   * work overlaps the connector's. Queries themselves never overlap: order per profile holds.
+   * previous batch is recorded as delivered and the next one is formed (in one store
+   * transaction) and rendered, so the store's work overlaps the connector's. Queries themselves
+   * never overlap: order per profile holds.
    */
   private async drain(q: QueueSummary, integration: ResolvedIntegration): Promise<void> {
     const sql = this.req.store.sql;
+    // Delivered batches left by a flush that stopped before moving them out.
+    await purgeDelivered(sql, q);
     const existing = await listBatches(sql, q);
     const state = {
       after: positionAfter(existing),
@@ -173,17 +210,9 @@ class Flush {
       );
     }, LEASE_MS / 3);
     renew.unref();
+    const ahead: Ahead = { queue: q, integration, existing, cursor: state, marked: 0 };
     try {
-      let next = await nextBatch({
-        sql,
-        queue: q,
-        integration,
-        existing,
-        cursor: state,
-        all: !!this.req.all,
-        now: this.now(),
-        renderer: this.renderer,
-      });
+      let next = await this.advance(ahead, undefined, true);
       let done: Finished | undefined;
       while (next && 'batch' in next) {
         if (state.lost) break;
@@ -197,21 +226,9 @@ class Flush {
         // Let the driver send the query before the store's work below runs on this thread.
         await new Promise((resolve) => setImmediate(resolve));
         try {
-          if (done) await this.finish(integration, done);
+          const more = !(this.req.signal?.aborted || state.lost);
+          next = await this.advance(ahead, done, more);
           done = undefined;
-          next =
-            this.req.signal?.aborted || state.lost
-              ? undefined
-              : await nextBatch({
-                  sql,
-                  queue: q,
-                  integration,
-                  existing,
-                  cursor: state,
-                  all: !!this.req.all,
-                  now: this.now(),
-                  renderer: this.renderer,
-                });
         } catch (e) {
           await running;
           throw e;
@@ -226,13 +243,72 @@ class Flush {
         await this.finish(integration, { prepared: current, result });
         return;
       }
-      if (done) await this.finish(integration, done);
+      if (done) await this.advance(ahead, done, false);
       if (state.lost) this.wait(q, 'locked');
       else if (this.req.signal?.aborted) this.wait(q, 'aborted');
       else if (next && !('batch' in next)) this.wait(q, next.reason, next.until);
     } finally {
       clearInterval(renew);
+      // What this drain delivered leaves the queue now (while the lease is still ours).
+      if (!state.lost) await purgeDelivered(sql, q).catch(() => undefined);
     }
+  }
+
+  /**
+   * In one store transaction: records `done` (a delivered or skipped batch) and, with `form`,
+   * forms the next batch; then renders it. One commit per batch instead of two.
+   */
+  private async advance(
+    ahead: Ahead,
+    done: Finished | undefined,
+    form: boolean,
+  ): Promise<Prepared | Waiting | undefined> {
+    let formed: Formed | Waiting | undefined;
+    let outcome: BatchOutcome | undefined;
+    await this.req.store.sql.transaction(async (tx) => {
+      if (done) {
+        outcome = await this.complete(tx, done);
+        if (++ahead.marked % PURGE_EVERY === 0) await purgeDelivered(tx, ahead.queue);
+      }
+      if (form) formed = await formBatch({ ...ahead, sql: tx, all: !!this.req.all, now: this.now() });
+    });
+    if (outcome) this.record(outcome);
+    if (!formed || !('batch' in formed)) return formed;
+    return renderBatch({ integration: ahead.integration, renderer: this.renderer }, formed);
+  }
+
+  /**
+   * The store's record of a delivered or skipped batch: marked (its events leave the queue with the
+   * next purge); the outcome to report.
+   */
+  private async complete(sql: StoreSql, { prepared, result }: Finished): Promise<BatchOutcome> {
+    const { batch, resumed } = prepared;
+    const profiles = prepared.profiles.length;
+    const attempt = batch.attempts + 1;
+    const durationMs = result.durationMs;
+    const base = {
+      integration: batch.integration,
+      segment: batch.segment,
+      kind: batch.kind,
+      profiles,
+      attempt,
+    };
+    const skipped = result.status === 'skipped';
+    const message = result.error ?? 'skipped';
+    await markDelivered(sql, batch, {
+      ...base,
+      at: result.at,
+      durationMs,
+      ok: !skipped,
+      ...(skipped ? { message } : {}),
+    });
+    return {
+      ...base,
+      resumed,
+      duration_ms: Math.round(durationMs),
+      status: skipped ? 'skipped' : 'ok',
+      ...(skipped ? { error: message } : {}),
+    };
   }
 
   /** Runs one batch's (already rendered) query. Never throws: the result says what happened. */
@@ -291,12 +367,8 @@ class Flush {
     };
     switch (result.status) {
       case 'ok':
-        await completeBatch(sql, batch, { ...log, ok: true });
-        this.record({ ...base, status: 'ok' });
-        return;
       case 'skipped':
-        await completeBatch(sql, batch, { ...log, ok: false, message: result.error ?? 'skipped' });
-        this.record({ ...base, status: 'skipped', error: result.error ?? 'skipped' });
+        this.record(await this.complete(sql, { prepared, result }));
         return;
       case 'aborted':
         // Cut short by a shutdown: left started, so the next flush runs it again at once.

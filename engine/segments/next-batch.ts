@@ -48,8 +48,29 @@ export interface NextBatchRequest {
   readonly renderer: BatchRenderer;
 }
 
-/** The next batch to run, why none runs now, or undefined when the queue is empty. */
-export async function nextBatch(req: NextBatchRequest): Promise<Prepared | Waiting | undefined> {
+/** A batch whose contents are read, not rendered yet. */
+export interface Formed extends BatchContents {
+  readonly batch: BatchRow;
+  readonly resumed: boolean;
+  readonly fresh: boolean;
+}
+
+/** Renders a formed batch's query (outside any store transaction: it is CPU work only). */
+export function renderBatch(
+  req: Pick<NextBatchRequest, 'integration' | 'renderer'>,
+  formed: Formed,
+): Prepared {
+  return { ...formed, query: req.renderer.query(req.integration, formed.batch, formed) };
+}
+
+/**
+ * The next batch to run, read (and, when new, claimed) with its contents; why none runs now; or
+ * undefined when the queue is empty. Call it inside a transaction to claim the batch together with
+ * other store work, and render it (`renderBatch`) once the transaction is over.
+ */
+export async function formBatch(
+  req: Omit<NextBatchRequest, 'renderer'>,
+): Promise<Formed | Waiting | undefined> {
   const { sql, integration, cursor } = req;
   const head = req.existing[0];
   if (head) {
@@ -58,13 +79,7 @@ export async function nextBatch(req: NextBatchRequest): Promise<Prepared | Waiti
       return { reason: 'backoff', until: head.nextAttemptAt };
     req.existing.shift();
     const c = contents(await batchRows(sql, head), head.slices);
-    return {
-      batch: head,
-      ...c,
-      query: req.renderer.query(integration, head, c),
-      resumed: interrupted,
-      fresh: false,
-    };
+    return { batch: head, ...c, resumed: interrupted, fresh: false };
   }
   const rows = await waitingRows(sql, req.queue, cursor.after, integration.batchSize);
   const first = rows[0]?.row;
@@ -93,11 +108,11 @@ export async function nextBatch(req: NextBatchRequest): Promise<Prepared | Waiti
     now: req.now.toISOString(),
   });
   const last = slices.at(-1)!;
-  cursor.after = { seq: last.seq, to: last.to };
+  cursor.after = { seq: last.seq, to: last.to, count: last.count };
   const c = contents(
     rows.map((r) => r.row),
     slices,
   );
   cursor.waitingProfiles -= c.profiles.length;
-  return { batch, ...c, query: req.renderer.query(integration, batch, c), resumed: false, fresh: true };
+  return { batch, ...c, resumed: false, fresh: true };
 }

@@ -7,21 +7,32 @@ import type { Profile } from './types.js';
 export interface StoredProfile {
   /** The key field's value as text (the membership key). */
   readonly key: string;
-  readonly profile: Profile;
-  /** JSON text of `profile`. */
+  /** JSON text of the profile's kept fields. */
   readonly json: string;
   /** Content hash, for model-backed segments (a refresh compares it); empty for managed ones. */
   readonly hash: string;
+  /**
+   * Set (to the key field's name) when the profile is its key field alone, holding `key` as a
+   * string: the membership then stores no JSON for it (membership.ts).
+   */
+  readonly onlyKey?: string;
 }
 
 /** A value as JSON can hold it: dates as ISO text, big integers as numbers when exact (else text), bytes as hex. */
 export function jsonSafe(value: unknown): unknown {
-  if (typeof value === 'bigint')
-    return Number.isSafeInteger(Number(value)) ? Number(value) : value.toString();
+  switch (typeof value) {
+    case 'string':
+    case 'boolean':
+      return value;
+    case 'number':
+      return Number.isFinite(value) ? value : null;
+    case 'bigint':
+      return Number.isSafeInteger(Number(value)) ? Number(value) : value.toString();
+    case 'undefined':
+      return null;
+  }
   if (value instanceof Date) return Number.isNaN(value.getTime()) ? null : value.toISOString();
   if (value instanceof Uint8Array) return Buffer.from(value).toString('hex');
-  if (typeof value === 'number' && !Number.isFinite(value)) return null;
-  if (value === undefined) return null;
   return value;
 }
 
@@ -54,16 +65,45 @@ export function storedProfile(
   raw: Profile,
   segment: Segment,
 ): { ok: true; value: StoredProfile } | { ok: false; problem: string } {
-  const k = profileKey(raw, segment.key);
-  if ('problem' in k) return { ok: false, problem: k.problem };
-  const fields = keptFields(segment);
-  const profile: Record<string, unknown> = {};
-  if (fields) {
-    for (const f of fields) if (Object.hasOwn(raw, f)) profile[f] = jsonSafe(raw[f]);
-  } else for (const [f, v] of Object.entries(raw)) profile[f] = jsonSafe(v);
-  const json = JSON.stringify(profile);
-  // Only a model refresh compares contents; a managed segment's members are replaced as submitted.
-  return { ok: true, value: { key: k.key, profile, json, hash: fields ? '' : hashText(json) } };
+  const p = profileShaper(segment)(raw);
+  return typeof p === 'string' ? { ok: false, problem: p } : { ok: true, value: p };
+}
+
+/**
+ * `storedProfile` for many profiles of one segment: the stored form, or why a profile cannot be
+ * one (as text). What the segment keeps is worked out once.
+ */
+export function profileShaper(segment: Segment): (raw: Profile) => StoredProfile | string {
+  const keyField = segment.key;
+  const listed = keptFields(segment);
+  const fields = listed && [...new Set(listed)];
+  return (raw) => {
+    let key: string;
+    const v = raw[keyField];
+    if (typeof v === 'string' && Object.hasOwn(raw, keyField)) key = v;
+    else {
+      const k = profileKey(raw, keyField);
+      if ('problem' in k) return k.problem;
+      key = k.key;
+    }
+    const profile: Record<string, unknown> = {};
+    if (!fields) {
+      for (const f of Object.keys(raw)) profile[f] = jsonSafe(raw[f]);
+      const json = JSON.stringify(profile);
+      return { key, json, hash: hashText(json) };
+    }
+    let kept = 0;
+    for (const f of fields)
+      if (Object.hasOwn(raw, f)) {
+        profile[f] = jsonSafe(raw[f]);
+        kept++;
+      }
+    // Only a model refresh compares contents; a managed segment's members are replaced as submitted.
+    const json = JSON.stringify(profile);
+    return kept === 1 && typeof v === 'string'
+      ? { key, json, hash: '', onlyKey: keyField }
+      : { key, json, hash: '' };
+  };
 }
 
 export function hashText(text: string): string {

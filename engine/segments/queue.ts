@@ -103,16 +103,37 @@ export async function insertEvent(sql: StoreSql, event: EventGroup): Promise<voi
   ]);
 }
 
-/** Every queue holding events (optionally of one integration), in (integration, segment) order. */
+/**
+ * Every queue holding events (optionally of one integration), in (integration, segment) order.
+ * Events of batches marked delivered and not moved out yet do not count (a queue holding only
+ * those has no events: a flush visits it to move them out).
+ */
 export async function queueSummaries(sql: StoreSql, integration?: string): Promise<QueueSummary[]> {
   const where = integration === undefined ? '' : 'WHERE integration = ?';
-  const params = integration === undefined ? [] : [integration];
+  const params = integration === undefined ? [] : [integration, integration];
+  // One statement, so the queue and its delivered batches are read at one point in time. The
+  // delivered batches of a queue come before its other batches, so what is left starts after
+  // the last one: the oldest event is looked for from there.
   const rows = await sql.all<Record<string, unknown>>(
-    `SELECT integration, segment,
-            sum(CASE WHEN kind IN ('add', 'remove') THEN count - taken ELSE 1 END) AS events,
-            sum(CASE WHEN kind IN ('add', 'remove') THEN count - taken ELSE 0 END) AS profiles,
-            min(enqueued_at) AS oldest_at
-       FROM segment_events ${where} GROUP BY integration, segment ORDER BY integration, segment`,
+    `WITH q AS (
+       SELECT integration, segment,
+              sum(CASE WHEN kind IN ('add', 'remove') THEN count - taken ELSE 1 END) AS events,
+              sum(CASE WHEN kind IN ('add', 'remove') THEN count - taken ELSE 0 END) AS profiles
+         FROM segment_events ${where} GROUP BY integration, segment),
+     d AS (
+       SELECT integration, segment, sum(events) AS events,
+              sum(CASE WHEN kind IN ('add', 'remove') THEN events ELSE 0 END) AS profiles, max(id) AS last
+         FROM segment_batches ${where ? `${where} AND` : 'WHERE'} delivered IS NOT NULL
+        GROUP BY integration, segment)
+     SELECT q.integration, q.segment, q.events - coalesce(d.events, 0) AS events,
+            q.profiles - coalesce(d.profiles, 0) AS profiles,
+            (SELECT min(e.enqueued_at) FROM segment_events e
+              WHERE e.integration = q.integration AND e.segment = q.segment
+                AND (b.id IS NULL OR e.seq > b.last_seq OR (e.seq = b.last_seq AND e.count > b.last_to))
+            ) AS oldest_at
+       FROM q LEFT JOIN d ON d.integration = q.integration AND d.segment = q.segment
+              LEFT JOIN segment_batches b ON b.id = d.last
+      ORDER BY q.integration, q.segment`,
     params,
   );
   const batches = await listBatches(sql);
@@ -168,10 +189,11 @@ export async function waitingRows(
 ): Promise<{ row: EventRow; start: number }[]> {
   const out: { row: EventRow; start: number }[] = [];
   let from = after.seq;
-  let inclusive = true;
+  // The row at the position is read again only if it has profiles left.
+  let inclusive = after.count === undefined || after.to < after.count;
   let have = 0;
   // Enough rows for a full batch when rows are full; more each round when they are small.
-  let page = Math.ceil(size / ROW_PROFILES) + 1;
+  let page = Math.ceil(size / ROW_PROFILES) + (inclusive ? 1 : 0);
   for (;;) {
     const rows = (
       await sql.all<Record<string, unknown>>(

@@ -14,7 +14,7 @@ import type { RuntimeStore } from '../store/types.js';
 import { catchUpApplyEffects } from './effects.js';
 import { queueProfileEvents } from './events.js';
 import { getMembers, pageMembers, removeMembers, touchMembers, upsertMembers } from './membership.js';
-import { type StoredProfile, storedProfile } from './profiles.js';
+import { profileShaper, type StoredProfile } from './profiles.js';
 import { integrationsFor, type ResolvedSegment, resolveSegment } from './resolve.js';
 import type { RefreshReport } from './types.js';
 
@@ -95,6 +95,7 @@ async function refreshOne(req: RefreshRequest, segment: ResolvedSegment): Promis
         code: 'not_a_source',
         retryable: false,
       });
+    const shape = profileShaper(segment.body);
     const stream = session.source.stream({
       sql: (model.body as unknown as Model).sql,
       batchSize: ROWS_PER_BATCH,
@@ -112,10 +113,10 @@ async function refreshOne(req: RefreshRequest, segment: ResolvedSegment): Promis
       report.rows += rows.length;
       const batch = new Map<string, StoredProfile>();
       for (const row of rows) {
-        const p = storedProfile(row, segment.body);
-        if (!p.ok) report.missing_key++;
-        else if (batch.has(p.value.key)) report.duplicates++;
-        else batch.set(p.value.key, p.value);
+        const p = shape(row);
+        if (typeof p === 'string') report.missing_key++;
+        else if (batch.has(p.key)) report.duplicates++;
+        else batch.set(p.key, p);
       }
       await sql.transaction(async (tx) => {
         const known = await getMembers(tx, segment.name, [...batch.keys()]);

@@ -1,7 +1,7 @@
 /** `segments stats` (queries run in a window) and `segments queue` (what waits), from the runtime store. */
 import type { StateDocument } from '../state/types.js';
 import type { RuntimeStore } from '../store/types.js';
-import { listBatches } from './batches.js';
+import { listBatches, queryLog } from './batches.js';
 import { queueSummaries } from './queue.js';
 import { findIntegration } from './resolve.js';
 import type { EventKind, QueryError, QueueDepth, SegmentStats } from './types.js';
@@ -23,7 +23,7 @@ export async function segmentStats(req: SegmentStatsRequest): Promise<SegmentSta
   const until = (req.until ?? new Date()).toISOString();
   const sql = req.store.sql;
   const counts = await sql.all<{ kind: EventKind; ok: unknown; n: unknown; profiles: unknown }>(
-    `SELECT kind, ok, count(*) AS n, sum(profiles) AS profiles FROM segment_queries
+    `SELECT kind, ok, count(*) AS n, sum(profiles) AS profiles FROM ${queryLog(sql)}
       WHERE integration = ? AND at >= ? AND at <= ? GROUP BY kind, ok`,
     [req.integration, since, until],
   );
@@ -45,8 +45,8 @@ export async function segmentStats(req: SegmentStatsRequest): Promise<SegmentSta
     }
   }
   const rows = await sql.all<Record<string, unknown>>(
-    `SELECT at, segment, kind, message, attempt, profiles FROM segment_queries
-      WHERE integration = ? AND at >= ? AND at <= ? AND ok = 0 ORDER BY at DESC, id DESC LIMIT ?`,
+    `SELECT at, segment, kind, message, attempt, profiles FROM ${queryLog(sql)}
+      WHERE integration = ? AND at >= ? AND at <= ? AND ok = 0 ORDER BY at DESC, pending DESC, id DESC LIMIT ?`,
     [req.integration, since, until, req.errorLimit ?? 1000],
   );
   const errors: QueryError[] = rows.reverse().map((r) => ({
@@ -78,22 +78,25 @@ export interface QueueDepthRequest {
 /** Every non-empty queue: events and profiles waiting, in flight, the oldest, and the head batch's retry state. */
 export async function queueDepth(req: QueueDepthRequest): Promise<QueueDepth[]> {
   const [summaries, batches] = await Promise.all([queueSummaries(req.store.sql), listBatches(req.store.sql)]);
-  return summaries.map((q) => {
-    const head = batches.find((b) => b.integration === q.integration && b.segment === q.segment);
-    const integration = req.state !== undefined ? findIntegration(req.state, q.integration) : undefined;
-    return {
-      integration: q.integration,
-      segment: q.segment,
-      events: q.events,
-      profiles: q.profiles,
-      in_flight: q.batched,
-      oldest_at: q.oldestAt,
-      attempts: head?.attempts ?? 0,
-      next_attempt_at: head?.nextAttemptAt ?? null,
-      last_error: head?.lastError ?? null,
-      ...(req.state !== undefined
-        ? { paused: integration ? !integration.enabled : false, missing: integration === undefined }
-        : {}),
-    };
-  });
+  // A queue holding only delivered batches that were not moved out yet is empty.
+  return summaries
+    .filter((q) => q.events > 0)
+    .map((q) => {
+      const head = batches.find((b) => b.integration === q.integration && b.segment === q.segment);
+      const integration = req.state !== undefined ? findIntegration(req.state, q.integration) : undefined;
+      return {
+        integration: q.integration,
+        segment: q.segment,
+        events: q.events,
+        profiles: q.profiles,
+        in_flight: q.batched,
+        oldest_at: q.oldestAt,
+        attempts: head?.attempts ?? 0,
+        next_attempt_at: head?.nextAttemptAt ?? null,
+        last_error: head?.lastError ?? null,
+        ...(req.state !== undefined
+          ? { paused: integration ? !integration.enabled : false, missing: integration === undefined }
+          : {}),
+      };
+    });
 }

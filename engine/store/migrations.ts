@@ -2,7 +2,7 @@ import type { Database } from 'better-sqlite3';
 import { BugError, UserError } from '../errors.js';
 import { agentMigration } from './features/agent.js';
 import { alertsMigration } from './features/alerts.js';
-import { segmentsMigration } from './features/segments.js';
+import { segmentsDeliveredMigration, segmentsMigration } from './features/segments.js';
 
 /** One schema change of the SQLite store, applied once, in version order. */
 export interface Migration {
@@ -101,6 +101,7 @@ export const migrations: readonly Migration[] = [
       ) WITHOUT ROWID;
     `,
   },
+  segmentsDeliveredMigration.sqlite,
 ];
 
 /**

@@ -2,7 +2,7 @@ import type pg from 'pg';
 import { BugError, UserError } from '../errors.js';
 import { agentMigration } from './features/agent.js';
 import { alertsMigration } from './features/alerts.js';
-import { segmentsMigration } from './features/segments.js';
+import { segmentsDeliveredMigration, segmentsMigration } from './features/segments.js';
 
 /** One schema change of the PostgreSQL store, applied once, in version order. */
 export interface PgMigration {
@@ -113,6 +113,7 @@ export const pgMigrations: readonly PgMigration[] = [
       );
     `,
   },
+  segmentsDeliveredMigration.postgres,
 ];
 
 /** Arbitrary but fixed: the transaction-scoped advisory lock that serialises migrations. */

@@ -1,5 +1,5 @@
 import { AsyncLocalStorage } from 'node:async_hooks';
-import type { Database } from 'better-sqlite3';
+import type { Database, Statement } from 'better-sqlite3';
 import type pg from 'pg';
 
 /**
@@ -41,16 +41,22 @@ function bindable(v: unknown): unknown {
   return v === undefined ? null : v;
 }
 
+/** Prepared statements kept per SqliteSql (the most recently used; features use a few dozen texts). */
+const STATEMENT_CACHE = 128;
+
 /**
  * better-sqlite3 is synchronous and has one connection, so a transaction spans awaits of whoever
  * else runs meanwhile. Transactions are therefore serialised in this process, and a statement from
  * outside the open transaction (another task's await) waits until it ends instead of joining it.
+ * Statements are prepared once per text and reused (parsing and planning a statement costs more
+ * than running a small one).
  */
 export class SqliteSql implements StoreSql {
   readonly dialect = 'sqlite' as const;
   private readonly inside = new AsyncLocalStorage<symbol>();
   private open: { token: symbol; done: Promise<void> } | undefined;
   private queue: Promise<void> = Promise.resolve();
+  private readonly statements = new Map<string, Statement>();
   constructor(private readonly db: Database) {}
 
   /** Waits while a transaction of another task is open. */
@@ -58,18 +64,34 @@ export class SqliteSql implements StoreSql {
     while (this.open && this.inside.getStore() !== this.open.token) await this.open.done;
   }
 
+  /** The prepared statement for `sql`, from the cache (least recently used texts leave first). */
+  private statement(sql: string): Statement {
+    let stmt = this.statements.get(sql);
+    if (stmt) {
+      this.statements.delete(sql);
+    } else {
+      stmt = this.db.prepare(sql);
+      if (this.statements.size >= STATEMENT_CACHE)
+        this.statements.delete(this.statements.keys().next().value as string);
+    }
+    this.statements.set(sql, stmt);
+    return stmt;
+  }
+
   async all<T>(sql: string, params: readonly unknown[] = []): Promise<T[]> {
     await this.turn();
-    const stmt = this.db.prepare(sql);
-    const rows = stmt.all(...params.map(bindable)) as Record<string, unknown>[];
-    return rows.map((r) =>
-      Object.fromEntries(Object.entries(r).map(([k, v]) => [k, typeof v === 'bigint' ? Number(v) : v])),
-    ) as T[];
+    const rows = this.statement(sql).all(params.map(bindable)) as Record<string, unknown>[];
+    for (const r of rows)
+      for (const k in r) {
+        const v = r[k];
+        if (typeof v === 'bigint') r[k] = Number(v);
+      }
+    return rows as T[];
   }
 
   async run(sql: string, params: readonly unknown[] = []): Promise<{ changes: number }> {
     await this.turn();
-    return { changes: this.db.prepare(sql).run(...params.map(bindable)).changes };
+    return { changes: this.statement(sql).run(params.map(bindable)).changes };
   }
 
   async transaction<T>(work: (tx: StoreSql) => Promise<T>): Promise<T> {

@@ -7,6 +7,7 @@ import BetterSqlite3 from 'better-sqlite3';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { listNotifications } from '../../engine/alerts/in-app.js';
 import { UserError } from '../../engine/errors.js';
+import { markDelivered } from '../../engine/segments/batches.js';
 import {
   enqueueClear,
   enqueueProfiles,
@@ -15,6 +16,8 @@ import {
   resync,
   segmentStats,
 } from '../../engine/segments/index.js';
+import { formBatch } from '../../engine/segments/next-batch.js';
+import { findIntegration } from '../../engine/segments/resolve.js';
 import type { StateDocument } from '../../engine/state/types.js';
 import type { RuntimeStore } from '../../engine/store/types.js';
 import { serverUrl } from '../harness/databases.js';
@@ -163,6 +166,153 @@ describe.each(kinds)('segment queue on the %s store', (kind) => {
       'remove:1',
     ]);
     expect(members().map((m) => m.id)).toEqual(['a', 'c']);
+  });
+
+  it('counts a delivered batch as gone at once, and moves its events and query out in bulk', async () => {
+    state = (await ws.apply(config({ size: 2 }), store)).state;
+    await flush(T0, { all: true });
+    await add(['a', 'b', 'c']);
+    await add(['d', 'e'], at(500));
+    const rows = async (table: string) =>
+      Number((await store.sql.all<{ n: unknown }>(`SELECT count(*) AS n FROM ${table}`))[0]!.n);
+    // Two batches delivered by a flush that stopped before moving them out (as a kill leaves them):
+    // formed and marked as the flush does, without running their queries.
+    const queue = { integration: 'out', segment: 'vip' };
+    const integration = findIntegration(state, 'out')!;
+    const cursor = { after: { seq: 0, to: 0 }, waitingProfiles: 5 };
+    for (const profiles of [
+      ['a', 'b'],
+      ['c', 'd'],
+    ]) {
+      const formed = await formBatch({
+        sql: store.sql,
+        queue,
+        integration,
+        existing: [],
+        cursor,
+        all: true,
+        now: at(1_000),
+      });
+      if (!formed || !('batch' in formed)) throw new Error('no batch formed');
+      expect(formed.profiles.map((p) => p.CustomID)).toEqual(profiles);
+      const log = {
+        ...queue,
+        kind: 'add' as const,
+        at: at(1_000).toISOString(),
+        ok: true,
+        durationMs: 3,
+        attempt: 1,
+      };
+      await markDelivered(store.sql, formed.batch, { ...log, profiles: 2 });
+    }
+    // Readers see only what is left: e, queued at +500 ms; the two queries count in the statistics.
+    expect(await queueDepth({ store })).toMatchObject([
+      { events: 1, profiles: 1, in_flight: 0, oldest_at: at(500).toISOString() },
+    ]);
+    expect(await segmentStats({ store, integration: 'out', since: T0, until: at(60_000) })).toMatchObject({
+      successful_queries: 3,
+      profiles: 4,
+      by_kind: { add: { ok: 2, failed: 0 } },
+    });
+    expect([
+      await rows('segment_events'),
+      await rows('segment_batches'),
+      await rows('segment_queries'),
+    ]).toEqual([2, 2, 1]);
+
+    // The next flush moves them out first, and runs only what was not delivered.
+    const r = await flush(at(2_000), { all: true });
+    expect(r.batches).toMatchObject([{ kind: 'add', profiles: 1, status: 'ok', resumed: false }]);
+    expect(members().map((m) => m.id)).toEqual(['e']);
+    expect([
+      await rows('segment_events'),
+      await rows('segment_batches'),
+      await rows('segment_queries'),
+    ]).toEqual([0, 0, 4]);
+    expect(await queueDepth({ store })).toEqual([]);
+    const stats = await segmentStats({ store, integration: 'out', since: T0, until: at(60_000) });
+    expect(stats).toMatchObject({
+      successful_queries: 4,
+      profiles: 5,
+      by_kind: { add: { ok: 3, failed: 0 } },
+    });
+
+    // A long flush moves delivered batches out as it goes and when it ends.
+    state = (await ws.apply(config({ size: 1 }), store)).state;
+    const many = Array.from({ length: 70 }, (_, i) => `m${String(i).padStart(2, '0')}`);
+    await add(many, at(3_000));
+    const long = await flush(at(4_000));
+    expect(long.batches.map((b) => b.status)).toEqual(many.map(() => 'ok'));
+    expect(members()).toHaveLength(71);
+    expect([
+      await rows('segment_events'),
+      await rows('segment_batches'),
+      await rows('segment_queries'),
+    ]).toEqual([0, 0, 74]);
+    const last = await segmentStats({ store, integration: 'out', since: at(3_000), until: at(60_000) });
+    expect(last).toMatchObject({ successful_queries: 70, profiles: 70 });
+  });
+
+  it('stores members with any key text and fields as given, and resends them as stored', async () => {
+    const odd = ['', 'a"b', "it's", 'back\\slash', 'é', '😀', 'line\nbreak', '{"x":1}', 'tab\t'];
+    await enqueueProfiles({
+      store,
+      state,
+      segment: 'vip',
+      kind: 'add',
+      profiles: [
+        ...odd.map((id) => ({ CustomID: id, Email: `${id}@x`, Ignored: true })),
+        { CustomID: 7, Email: null },
+        { CustomID: 'é', Email: 'last wins' },
+      ],
+      now: T0,
+    });
+    // Profiles that are their key alone are stored without JSON; a number key is not one of them.
+    await enqueueProfiles({
+      store,
+      state,
+      segment: 'vip',
+      kind: 'add',
+      profiles: [{ CustomID: 'solo' }, { CustomID: 'q"uote' }],
+      now: T0,
+    });
+    await enqueueProfiles({
+      store,
+      state,
+      segment: 'vip',
+      kind: 'add',
+      profiles: [{ CustomID: 8 }],
+      now: T0,
+    });
+    const stored = await store.sql.all<{ key: string; profile: string }>(
+      "SELECT key, profile FROM segment_members WHERE key IN ('solo', 'q\"uote', '8', '7') ORDER BY key",
+    );
+    expect(stored).toEqual([
+      { key: '7', profile: '{"CustomID":7,"Email":null}' },
+      { key: '8', profile: '{"CustomID":8}' },
+      { key: 'q"uote', profile: '#CustomID' },
+      { key: 'solo', profile: '#CustomID' },
+    ]);
+    await flush(at(60_000), { all: true });
+    const expected = [
+      ...odd.map((id) => ({ seg: 7, id, email: id === 'é' ? 'last wins' : `${id}@x` })),
+      { seg: 7, id: '7', email: null },
+      { seg: 7, id: '8', email: null },
+      { seg: 7, id: 'q"uote', email: null },
+      { seg: 7, id: 'solo', email: null },
+    ].sort((a, b) => (a.id < b.id ? -1 : 1));
+    expect(members()).toEqual(expected);
+    // Resync sends the stored membership (not the request): the same rows again.
+    crm.exec('DELETE FROM mysegment');
+    const r = await resync({ store, state, segment: 'vip' });
+    expect(r.profiles).toBe(odd.length + 4);
+    await flush(at(120_000), { all: true });
+    expect(members()).toEqual(expected);
+    // A removed profile renders with what the segment knew of it.
+    const gone = ['a"b', '7', 'solo'];
+    await remove(gone, at(130_000));
+    await flush(at(190_000), { all: true });
+    expect(members().map((m) => m.id)).toEqual(expected.map((m) => m.id).filter((id) => !gone.includes(id)));
   });
 
   it('keeps a failed batch, retries it with backoff, and records every attempt', async () => {

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { UserError } from '../../engine/errors.js';
 import { type FileItem, formatOf, readProfiles } from '../../engine/segments/profile-files.js';
-import { profileKey, storedProfile } from '../../engine/segments/profiles.js';
+import { jsonSafe, profileKey, profileShaper, storedProfile } from '../../engine/segments/profiles.js';
 
 async function file(name: string, text: string): Promise<string> {
   const dir = await mkdtemp(join(tmpdir(), 'backflow-profiles-'));
@@ -80,14 +80,58 @@ describe('profiles', () => {
   it('keeps the key and declared fields of a managed segment, every column of a model-backed one', () => {
     const managed = { id: 1, name: 'n', key: 'CustomID', members: 'managed' as const, fields: ['Email'] };
     const p = storedProfile({ CustomID: 'a', Email: 'e', Secret: 's' }, managed);
-    expect(p.ok && p.value.profile).toEqual({ CustomID: 'a', Email: 'e' });
+    expect(p.ok && JSON.parse(p.value.json)).toEqual({ CustomID: 'a', Email: 'e' });
     const model = { id: 1, name: 'n', key: 'id', members: { model: 'm' } };
     const q = storedProfile({ id: 10n, at: new Date('2026-01-01T00:00:00Z'), big: 2n ** 64n }, model);
-    expect(q.ok && q.value.profile).toEqual({
+    expect(q.ok && JSON.parse(q.value.json)).toEqual({
       id: 10,
       at: '2026-01-01T00:00:00.000Z',
       big: '18446744073709551616',
     });
     expect(q.ok && q.value.key).toBe('10');
+  });
+
+  it("stores a managed profile's kept fields as JSON, whatever their values", () => {
+    const fields = ['Email', '10', 'CustomID', '2', 'nested', 'when', 'big', 'gone', 'fn', 'text'];
+    const segment = { id: 1, name: 'n', key: 'CustomID', members: 'managed' as const, fields };
+    const values: unknown[] = [
+      'plain',
+      'quote " backslash \\ newline \n tab \t',
+      'unicode é 漢字 😀 \u2028',
+      '\ud800 lone surrogate',
+      0,
+      -1.5,
+      1e21,
+      Number.NaN,
+      Number.POSITIVE_INFINITY,
+      true,
+      null,
+      undefined,
+      12n,
+      2n ** 70n,
+      new Date('2026-02-03T04:05:06.789Z'),
+      new Date(Number.NaN),
+      new Uint8Array([0, 255, 16]),
+      { a: [1, 'x', { b: null }] },
+      [],
+      () => 1,
+      Symbol('s'),
+    ];
+    const shape = profileShaper(segment);
+    for (const [i, v] of values.entries()) {
+      for (const omit of [false, true]) {
+        const raw: Record<string, unknown> = { CustomID: i % 2 ? `k${i}` : i, Other: 'dropped' };
+        for (const [j, f] of fields.entries())
+          if (!(omit && j % 3 === i % 3) && f !== 'CustomID') raw[f] = values[(i + j) % values.length];
+        raw.when = v;
+        // What the shaper replaced: an object of the kept fields (key first), JSON-safe values, stringified.
+        const object: Record<string, unknown> = {};
+        for (const f of ['CustomID', ...fields]) if (Object.hasOwn(raw, f)) object[f] = jsonSafe(raw[f]);
+        const p = shape(raw);
+        expect(typeof p === 'string' ? p : p.json).toBe(JSON.stringify(object));
+      }
+    }
+    expect(shape({ Email: 'x' })).toMatch(/has no "CustomID"/);
+    expect(shape({ CustomID: true })).toMatch(/must be a string or a number/);
   });
 });

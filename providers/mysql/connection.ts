@@ -51,6 +51,11 @@ export function connectionOptions(s: MysqlSettings): mysql.PoolOptions {
 
 export type Flavor = 'mariadb' | 'mysql';
 
+/** mysql2's own formatting, but only when there are values to put in. */
+function formatOnlyWithValues(sql: string, values: unknown): string {
+  return Array.isArray(values) && values.length > 0 ? mysql.format(sql, values) : sql;
+}
+
 /**
  * What a pool's connections are for. `read`: model queries, the session as the server sets it up.
  * `write`: destination loads, whose SQL backflow writes itself: backslash escapes on (no
@@ -73,6 +78,9 @@ export class MysqlPool {
     this.pool = mysql.createPool({
       ...connectionOptions(settings),
       multipleStatements: role === 'script',
+      // Connector SQL is rendered and escaped by backflow and sent without parameters: skip mysql2's
+      // scan of every statement for `?` placeholders (a rendered 500-profile batch is long).
+      ...(role === 'script' ? { queryFormat: formatOnlyWithValues } : {}),
       connectionLimit: role === 'read' ? 4 : 2,
       maxIdle: 2,
       idleTimeout: 30_000,

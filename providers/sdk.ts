@@ -153,6 +153,13 @@ export interface ActionSpec {
 
 /** Loads records through an action. */
 export interface DestinationCapability {
+  /**
+   * How many `load` calls the engine may have in flight at once for one run (default 1). Batches of
+   * one run never share a key, so a destination whose loads are independent (separate connections,
+   * each batch its own transaction) may accept more: the server then works on one batch while the
+   * engine prepares the next.
+   */
+  readonly concurrentLoads?: number;
   /** Checks that the target exists and has the columns the mapping writes, without writing. */
   check?(req: CheckRequest): Promise<readonly CheckProblem[]>;
   load(req: LoadRequest): Promise<readonly RecordResult[]>;

@@ -176,8 +176,10 @@ class SyncExecution {
   private pendingPossible = true;
   private buffer: Selected[] = [];
   private records: RunRecord[] = [];
-  /** The batch being loaded while the next one is extracted and diffed (at most one). */
-  private inflight: Promise<void> = Promise.resolve();
+  /** Batches being loaded while the next ones are extracted and diffed, oldest first. */
+  private inflight: Promise<void>[] = [];
+  /** How many: the destination's `concurrentLoads` (one by default). */
+  private loadsInFlight = 1;
 
   constructor(
     private readonly req: SyncRequest,
@@ -220,6 +222,7 @@ class SyncExecution {
       for await (const page of store.snapshotPages({ mapping: name, pageSize: 10_000 }))
         for (const [key, hash] of page) this.index.addSnapshot(key, hash);
 
+      this.loadsInFlight = Math.max(1, this.destination.destination.concurrentLoads ?? 1);
       const mapper = compileFields(this.r.mapping.fields);
       const batchSize = this.r.mapping.batch_size;
       const request = {
@@ -256,7 +259,7 @@ class SyncExecution {
         await this.flush(true);
       }
     } finally {
-      await this.inflight.catch(() => undefined);
+      await Promise.allSettled(this.inflight);
       await closeQuietly(this.source);
       await closeQuietly(this.destination);
     }
@@ -484,12 +487,12 @@ class SyncExecution {
     while (this.buffer.length >= size || (all && this.buffer.length > 0)) {
       this.checkAborted();
       const batch = this.buffer.splice(0, size);
-      await this.inflight;
+      while (this.inflight.length >= this.loadsInFlight) await this.inflight.shift();
       const loading = this.load(batch);
-      loading.catch(() => undefined); // awaited by the next flush, or by execute's finally
-      this.inflight = loading;
+      loading.catch(() => undefined); // awaited by a later flush, or by execute's finally
+      this.inflight.push(loading);
     }
-    if (all) await this.inflight;
+    if (all) while (this.inflight.length) await this.inflight.shift();
     if (this.records.length >= 1000 || (all && this.records.length)) await this.saveRecords();
   }
 

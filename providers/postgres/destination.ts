@@ -56,6 +56,8 @@ const OK: RecordResult = { status: 'ok' };
  * other record lands, and each failing one carries the server's message.
  */
 export class PostgresDestination implements DestinationCapability {
+  /** Each load checks out its own pooled connection and commits on its own. */
+  readonly concurrentLoads = 2;
   readonly #tables = new Map<string, Promise<TableInfo | null>>();
   /** Added records are COPYed straight in until one turns out to be there already (see copyBatch). */
   #insertFirst = true;

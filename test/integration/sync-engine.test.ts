@@ -6,6 +6,7 @@ import { mkdtemp, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
+import pg from 'pg';
 import { afterEach, describe, expect, it } from 'vitest';
 import { readConfig } from '../../engine/config/index.js';
 import { applyPlan } from '../../engine/plan/apply.js';
@@ -17,6 +18,7 @@ import type { RuntimeStore } from '../../engine/store/types.js';
 import { replayRun } from '../../engine/sync/replay.js';
 import { requestReset, runSync } from '../../engine/sync/run.js';
 import type { SyncRun } from '../../engine/sync/types.js';
+import { freshDatabase, serverUrl } from '../harness/databases.js';
 
 const config = (batchSize: number) => `
 sources:
@@ -323,3 +325,78 @@ describe('sync engine: history and replay', () => {
     expect(copy['11']).toBe('p11/free');
   });
 });
+
+describe.skipIf(!serverUrl('postgres'))(
+  'sync engine: PostgreSQL to PostgreSQL (raw rows, two loads in flight)',
+  () => {
+    it('loads, isolates a refused record, sends only changes and deletes, and converges', async () => {
+      const url = await freshDatabase('postgres', 'engine_pg');
+      const db = new pg.Client({ connectionString: url });
+      await db.connect();
+      const dir = await mkdtemp(join(tmpdir(), 'backflow-engine-pg-'));
+      try {
+        await db.query(`CREATE TABLE people (id bigint PRIMARY KEY, name text, traits jsonb);
+        INSERT INTO people SELECT g, 'p' || g, jsonb_build_object('n', g, 'tags', jsonb_build_array('a', E'tab\\there'))
+          FROM generate_series(1, 5000) g;
+        CREATE TABLE people_copy (id bigint PRIMARY KEY, name text CHECK (name <> 'refused'), traits jsonb);`);
+        await writeFile(
+          join(dir, 'main.yaml'),
+          `
+sources:
+  wh: { type: postgres, url: "${url}" }
+models:
+  people: { source: wh, primary_key: id, sql: "select id, name, traits from people" }
+destinations:
+  dest: { type: postgres, url: "${url}" }
+mappings:
+  people_copy:
+    model: people
+    destination: dest
+    action: mirror
+    table: people_copy
+    key: id
+    batch_size: 300
+    fields: { id: id, name: name, traits: traits }
+`,
+        );
+        const loaded = await readConfig(dir);
+        const { state } = await applyPlan({
+          plan: plan({ config: loaded.config!, state: null }),
+          backend: new LocalStateBackend(join(dir, 'state.json')),
+        });
+        const store = await openStore({ url: 'sqlite:store.db', configDir: dir });
+        const sync = () =>
+          runSync({ mapping: 'people_copy', state, configDir: dir, store, trigger: 'manual' });
+        const same = async () => {
+          const digest = async (t: string) =>
+            (await db.query(`SELECT md5(string_agg(x::text, ',' ORDER BY id)) AS d FROM ${t} x`)).rows[0].d;
+          return (await digest('people')) === (await digest('people_copy'));
+        };
+        try {
+          await db.query(`UPDATE people SET name = 'refused' WHERE id = 777`);
+          const first = await sync();
+          expect(first.status).toBe('partial_success');
+          expect(first.load).toMatchObject({ attempted: 5000, succeeded: 4999, failed: 1 });
+          expect((await store.listRunRecords(first.id, { status: 'failed' })).map((r) => r.key)).toEqual([
+            '777',
+          ]);
+
+          await db.query(`UPDATE people SET name = 'fixed' WHERE id = 777;
+          UPDATE people SET traits = traits || '{"n": -1}' WHERE id % 500 = 0;
+          DELETE FROM people WHERE id IN (1, 2, 3);
+          INSERT INTO people VALUES (9001, 'new', '{}')`);
+          const second = await sync();
+          expect(second.status).toBe('success');
+          expect(second.extract).toEqual({ total: 5001, added: 2, updated: 10, deleted: 3 });
+          expect(await same()).toBe(true);
+          const idle = await sync();
+          expect(idle.load.attempted).toBe(0);
+        } finally {
+          await store.close();
+        }
+      } finally {
+        await db.end();
+      }
+    });
+  },
+);

@@ -16,3 +16,21 @@ function jsonReplacer(this: unknown, key: string, value: unknown): unknown {
   }
   return value;
 }
+
+const SOURCE_TEXT = Symbol('backflow.jsonSourceText');
+
+/**
+ * JSON.parse that remembers the text an object or array came from (a hidden, non-enumerable
+ * property): a destination writing the value back as JSON can send that text instead of
+ * serialising it again. backflow never mutates values it read, so the text stays true.
+ */
+export function parseJsonKeepingText(text: string): unknown {
+  const value: unknown = JSON.parse(text);
+  if (value !== null && typeof value === 'object') Object.defineProperty(value, SOURCE_TEXT, { value: text });
+  return value;
+}
+
+/** The JSON text `value` was parsed from by parseJsonKeepingText, if it was. */
+export function jsonSourceText(value: object): string | undefined {
+  return (value as { [SOURCE_TEXT]?: string })[SOURCE_TEXT];
+}

@@ -1,4 +1,5 @@
 import pg from 'pg';
+import { parseJsonKeepingText } from '../json.js';
 import { type ConnectionSettings, ProviderError, UserError } from '../sdk.js';
 import { optionalTimeout, parseUrl } from '../sql/settings.js';
 
@@ -84,6 +85,8 @@ const arrayOf =
  */
 const OVERRIDES: ReadonlyMap<number, Parser> = new Map<number, Parser>([
   [20, identity], // int8: pg's parser returns the same text after a regex test per value
+  [114, parseJsonKeepingText], // json: parsed, its text kept for writing it back unchanged
+  [3802, parseJsonKeepingText], // jsonb: likewise
   [1082, identity], // date
   [1114, (t) => t.replace(' ', 'T')], // timestamp: ISO-8601 local time, no zone invented
   [1184, timestamptzToIso], // timestamptz

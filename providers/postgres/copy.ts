@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import type pg from 'pg';
 import { from as copyFrom } from 'pg-copy-streams';
+import { jsonSourceText } from '../json.js';
 import { dialect } from './dialect.js';
 
 /**
@@ -135,7 +136,10 @@ type Encoder = (value: NonNullable<unknown>) => string;
  */
 function encoderFor(type: string): Encoder {
   if (type === 'json' || type === 'jsonb')
-    return (v) => (typeof v === 'string' && /^\s*[[{]/.test(v) ? v : jsonText(v));
+    return (v) =>
+      typeof v === 'string' && /^\s*[[{]/.test(v)
+        ? v
+        : ((typeof v === 'object' ? jsonSourceText(v) : undefined) ?? jsonText(v));
   if (type === 'bytea')
     return (v) =>
       v instanceof Uint8Array

@@ -1,4 +1,5 @@
 import type pg from 'pg';
+import { jsonSourceText } from '../json.js';
 import {
   type ActionName,
   type CheckProblem,
@@ -316,7 +317,11 @@ function encodeValue(value: unknown, type: string | undefined): unknown {
   return value;
 }
 
-/** The items as the statement's one JSON parameter: an array of row objects. */
+/**
+ * The items as the statement's one JSON parameter: an array of row objects. A json/jsonb value goes
+ * in as its own JSON text where there is one (read from a json column, or JSON text given as a
+ * string), so numbers keep their exact digits and scale (`1.50` stays `1.50`).
+ */
 function encodeRows(
   items: readonly Item[],
   op: Operation,
@@ -324,17 +329,45 @@ function encodeRows(
   key: string | undefined,
   info: TableInfo,
 ): string {
-  const rows = items.map((it) => {
-    const row: Record<string, unknown> = {};
-    for (const c of columns) row[c] = encodeValue(cell(it.record, op, c, key), info.columns.get(c));
-    return row;
+  const names = columns.map((c) => `${JSON.stringify(c)}:`);
+  const json = columns.map((c) => {
+    const type = info.columns.get(c);
+    return type === 'json' || type === 'jsonb';
   });
+  const parts: string[] = [];
+  for (const it of items) {
+    let row = '{';
+    columns.forEach((c, i) => {
+      const value = cell(it.record, op, c, key);
+      const own = json[i] ? ownJsonText(value) : undefined;
+      row += `${i > 0 ? ',' : ''}${names[i]}${own ?? jsonValue(encodeValue(value, info.columns.get(c)))}`;
+    });
+    parts.push(`${row}}`);
+  }
+  return `[${parts.join(',')}]`;
+}
+
+/** The JSON text a json column's value already is: the text it was read from, or valid JSON text given. */
+function ownJsonText(value: unknown): string | undefined {
+  if (value !== null && typeof value === 'object') return jsonSourceText(value);
+  if (typeof value === 'string' && /^\s*[[{]/.test(value)) {
+    try {
+      JSON.parse(value);
+      return value;
+    } catch {
+      return undefined; // not JSON after all: stored as a JSON string
+    }
+  }
+  return undefined;
+}
+
+function jsonValue(value: unknown): string {
   try {
-    return JSON.stringify(rows);
+    return JSON.stringify(value) ?? 'null';
   } catch (e) {
     // A bigint nested inside an object value: the slower replacer only when one is there.
     if (!(e instanceof TypeError)) throw e;
-    return JSON.stringify(rows, (_k, v: unknown) => (typeof v === 'bigint' ? v.toString() : v));
+    return JSON.stringify(value, (_k, v: unknown) => (typeof v === 'bigint' ? v.toString() : v));
   }
 }
 

@@ -336,7 +336,7 @@ describe.skipIf(!serverUrl('postgres'))(
       const dir = await mkdtemp(join(tmpdir(), 'backflow-engine-pg-'));
       try {
         await db.query(`CREATE TABLE people (id bigint PRIMARY KEY, name text, traits jsonb);
-        INSERT INTO people SELECT g, 'p' || g, jsonb_build_object('n', g, 'tags', jsonb_build_array('a', E'tab\\there'))
+        INSERT INTO people SELECT g, 'p' || g, jsonb_build_object('n', g, 'price', 1.50, 'big', 12345678901234567890.0, 'tags', jsonb_build_array('a', E'tab\\there'))
           FROM generate_series(1, 5000) g;
         CREATE TABLE people_copy (id bigint PRIMARY KEY, name text CHECK (name <> 'refused'), traits jsonb);`);
         await writeFile(
@@ -387,6 +387,7 @@ mappings:
           INSERT INTO people VALUES (9001, 'new', '{}')`);
           const second = await sync();
           expect(second.status).toBe('success');
+        // jsonb arrives exactly as the source holds it (1.50 stays 1.50; no float rounding).
           expect(second.extract).toEqual({ total: 5001, added: 2, updated: 10, deleted: 3 });
           expect(await same()).toBe(true);
           const idle = await sync();

@@ -1,19 +1,19 @@
 import { randomInt } from 'node:crypto';
 
 /**
- * The diff's working set, in memory: for every snapshot key the 64-bit fingerprint of its content
- * hash, and for every key of this run whether it was seen. A sync loads the mapping's snapshot into
- * it once (one sequential scan of the store), then answers each extracted row with no store round
- * trip: new, unchanged, changed, or a duplicate primary key. Deleted records are the snapshot keys
- * never seen.
+ * The diff's working set, in memory: for every snapshot key the fingerprint of its content hash,
+ * and for every key of this run whether it was seen. A sync loads the mapping's snapshot into it once
+ * (one sequential scan of the store), then answers each extracted row with no store round trip: new,
+ * unchanged, changed, or a duplicate primary key. Deleted records are the snapshot keys never seen.
  *
  * Keys are kept as 64-bit fingerprints and content hashes as 32-bit ones (MurmurHash3 lanes with
- * seeds drawn for this run), in an open-addressing table of typed arrays: 13 bytes per slot, at most
- * three quarters of the slots used — 17 to 35 MB for a million keys, whatever the keys' length. Two
- * different keys sharing a fingerprint (odds about n²/2⁶⁵, 3·10⁻⁸ for a million keys), or a changed
- * record whose new hash shares the old one's 32 bits (2⁻³² per changed record), would be taken for
- * the same in this run only: the next run draws new seeds and sees the difference, so such an
- * accident heals by itself one run later.
+ * seeds drawn for this run), in 256 open-addressing tables of typed arrays, each growing on its own
+ * (so growing never holds two copies of the whole index): 9 bytes per slot, 13 when there is a
+ * snapshot to compare with, at most three quarters of the slots used — 12 to 35 MB per million keys,
+ * whatever the keys' length. Two different keys sharing a fingerprint (odds about n²/2⁶⁵, 3·10⁻⁸ for
+ * a million keys), or a changed record whose new hash shares the old one's 32 bits (2⁻³² per changed
+ * record), would be taken for the same in this run only: the next run draws new seeds and sees the
+ * difference, so such an accident heals by itself one run later.
  */
 
 const EMPTY = 0;
@@ -39,26 +39,81 @@ const LANES = new Uint32Array(2);
 const DUPLICATE: Seen = Object.freeze({ kind: 'duplicate' });
 const NEW: Seen = Object.freeze({ kind: 'new' });
 
+const SHARD_BITS = 8;
+const SHARDS = 1 << SHARD_BITS;
+/** A slot reference is shard * SLOT_SPAN + slot (a shard never reaches 2²⁴ slots below 4·10⁹ keys). */
+const SLOT_SPAN = 1 << 24;
+
+/** One open-addressing table (linear probing). */
+class Shard {
+  mask: number;
+  size = 0;
+  keyA: Uint32Array;
+  keyB: Uint32Array;
+  hash: Uint32Array | null;
+  state: Uint8Array;
+
+  constructor(capacity: number, withHash: boolean) {
+    this.mask = capacity - 1;
+    this.keyA = new Uint32Array(capacity);
+    this.keyB = new Uint32Array(capacity);
+    this.hash = withHash ? new Uint32Array(capacity) : null;
+    this.state = new Uint8Array(capacity);
+  }
+
+  /** The slot holding (a, b), or the empty slot where it goes. */
+  find(a: number, b: number): number {
+    const { mask, state, keyA, keyB } = this;
+    let slot = (b ^ Math.imul(a, 0x9e3779b1)) & mask;
+    while (state[slot] !== EMPTY && (keyA[slot] !== a || keyB[slot] !== b)) slot = (slot + 1) & mask;
+    return slot;
+  }
+
+  /** Puts (a, b) in its empty `slot`; returns the slot it ends in (it moves when the table grows). */
+  put(slot: number, a: number, b: number, state: number): number {
+    this.keyA[slot] = a;
+    this.keyB[slot] = b;
+    this.state[slot] = state;
+    if (++this.size * 4 <= (this.mask + 1) * 3) return slot;
+    this.grow();
+    return this.find(a, b);
+  }
+
+  ensureHash(): void {
+    this.hash ??= new Uint32Array(this.mask + 1);
+  }
+
+  private grow(): void {
+    const { keyA, keyB, hash, state } = this;
+    const capacity = (this.mask + 1) * 2;
+    this.mask = capacity - 1;
+    this.keyA = new Uint32Array(capacity);
+    this.keyB = new Uint32Array(capacity);
+    this.hash = hash ? new Uint32Array(capacity) : null;
+    this.state = new Uint8Array(capacity);
+    for (let i = 0; i < state.length; i++) {
+      if (state[i] === EMPTY) continue;
+      const slot = this.find(keyA[i]!, keyB[i]!);
+      this.keyA[slot] = keyA[i]!;
+      this.keyB[slot] = keyB[i]!;
+      if (hash) this.hash![slot] = hash[i]!;
+      this.state[slot] = state[i]!;
+    }
+  }
+}
+
 export class KeyIndex {
   private readonly seedA = randomInt(0, 2 ** 32);
   private readonly seedB = randomInt(0, 2 ** 32);
-  private capacity: number;
-  private size = 0;
+  private readonly shards: Shard[];
   private snapshotKeys = 0;
   private snapshotSeen = 0;
-  private keyA: Uint32Array;
-  private keyB: Uint32Array;
-  private hash: Uint32Array;
-  private state: Uint8Array;
 
-  /** `expected`: the number of keys foreseen (the snapshot's size), so the table need not grow while loading it. */
+  /** `expected`: the snapshot's size, so the tables need not grow while loading it. */
   constructor(expected = 0) {
-    this.capacity = 1 << 12;
-    while (this.capacity * 3 < expected * 4) this.capacity *= 2;
-    this.keyA = new Uint32Array(this.capacity);
-    this.keyB = new Uint32Array(this.capacity);
-    this.hash = new Uint32Array(this.capacity);
-    this.state = new Uint8Array(this.capacity);
+    let capacity = 16;
+    while (capacity * SHARDS * 3 < expected * 4) capacity *= 2;
+    this.shards = Array.from({ length: SHARDS }, () => new Shard(capacity, expected > 0));
   }
 
   /** Adds a snapshot entry (before any `see`). A key listed twice keeps its first hash. */
@@ -66,12 +121,13 @@ export class KeyIndex {
     this.lanes(key);
     const a = LANES[0]!;
     const b = LANES[1]!;
-    const slot = this.find(a, b);
-    if (this.state[slot] !== EMPTY) return;
-    this.put(slot, a, b, SNAPSHOT);
-    this.hash[slot] = murmur32(hash, this.seedA);
+    const shard = this.shards[a >>> (32 - SHARD_BITS)]!;
+    let slot = shard.find(a, b);
+    if (shard.state[slot] !== EMPTY) return;
+    shard.ensureHash();
+    slot = shard.put(slot, a, b, SNAPSHOT);
+    shard.hash![slot] = murmur32(hash, this.seedA);
     this.snapshotKeys++;
-    this.grow();
   }
 
   /** Marks an extracted key seen and says what the snapshot knew of it. */
@@ -79,16 +135,17 @@ export class KeyIndex {
     this.lanes(key);
     const a = LANES[0]!;
     const b = LANES[1]!;
-    const slot = this.find(a, b);
-    switch (this.state[slot]) {
+    const n = a >>> (32 - SHARD_BITS);
+    const shard = this.shards[n]!;
+    const slot = shard.find(a, b);
+    switch (shard.state[slot]) {
       case EMPTY:
-        this.put(slot, a, b, NEW_SEEN);
-        this.grow();
+        shard.put(slot, a, b, NEW_SEEN);
         return NEW;
       case SNAPSHOT:
-        this.state[slot] = SNAPSHOT_SEEN;
+        shard.state[slot] = SNAPSHOT_SEEN;
         this.snapshotSeen++;
-        return { kind: 'known', slot };
+        return { kind: 'known', slot: n * SLOT_SPAN + slot };
       default:
         return DUPLICATE;
     }
@@ -96,21 +153,23 @@ export class KeyIndex {
 
   /** Whether the snapshot's content hash at `slot` (from `see`) equals `hash`. */
   sameContent(slot: number, hash: string): boolean {
-    return this.hash[slot] === murmur32(hash, this.seedA);
+    const shard = this.shards[Math.floor(slot / SLOT_SPAN)]!;
+    return shard.hash![slot % SLOT_SPAN] === murmur32(hash, this.seedA);
   }
 
   /** Marks a key seen without it being extracted (a deleted record this run handles). */
   touch(key: string): void {
-    const slot = this.slotOf(key);
-    if (this.state[slot] === SNAPSHOT) {
-      this.state[slot] = SNAPSHOT_SEEN;
+    const [shard, slot] = this.locate(key);
+    if (shard.state[slot] === SNAPSHOT) {
+      shard.state[slot] = SNAPSHOT_SEEN;
       this.snapshotSeen++;
     }
   }
 
   /** Whether this run saw `key` (extracted, or handled as deleted). */
   wasSeen(key: string): boolean {
-    const s = this.state[this.slotOf(key)];
+    const [shard, slot] = this.locate(key);
+    const s = shard.state[slot];
     return s === SNAPSHOT_SEEN || s === NEW_SEEN;
   }
 
@@ -121,52 +180,20 @@ export class KeyIndex {
 
   /** Whether `key` is a snapshot key this run has not seen. */
   isUnseenSnapshotKey(key: string): boolean {
-    return this.state[this.slotOf(key)] === SNAPSHOT;
+    const [shard, slot] = this.locate(key);
+    return shard.state[slot] === SNAPSHOT;
   }
 
-  private slotOf(key: string): number {
+  private locate(key: string): [Shard, number] {
     this.lanes(key);
-    return this.find(LANES[0]!, LANES[1]!);
+    const a = LANES[0]!;
+    const shard = this.shards[a >>> (32 - SHARD_BITS)]!;
+    return [shard, shard.find(a, LANES[1]!)];
   }
 
   /** Both 32-bit lanes of a string's fingerprint, into LANES. */
   private lanes(s: string): void {
     murmur32x2(s, this.seedA, this.seedB, LANES);
-  }
-
-  /** The slot holding (a, b), or the empty slot where it goes (linear probing). */
-  private find(a: number, b: number): number {
-    const mask = this.capacity - 1;
-    let slot = (a ^ Math.imul(b, 0x9e3779b1)) & mask;
-    while (this.state[slot] !== EMPTY && (this.keyA[slot] !== a || this.keyB[slot] !== b))
-      slot = (slot + 1) & mask;
-    return slot;
-  }
-
-  private put(slot: number, a: number, b: number, state: number): void {
-    this.keyA[slot] = a;
-    this.keyB[slot] = b;
-    this.state[slot] = state;
-    this.size++;
-  }
-
-  /** Doubles the table once it is three quarters full. */
-  private grow(): void {
-    if (this.size * 4 <= this.capacity * 3) return;
-    const { keyA, keyB, hash, state } = this;
-    this.capacity *= 2;
-    this.keyA = new Uint32Array(this.capacity);
-    this.keyB = new Uint32Array(this.capacity);
-    this.hash = new Uint32Array(this.capacity);
-    this.state = new Uint8Array(this.capacity);
-    for (let i = 0; i < state.length; i++) {
-      if (state[i] === EMPTY) continue;
-      const slot = this.find(keyA[i]!, keyB[i]!);
-      this.keyA[slot] = keyA[i]!;
-      this.keyB[slot] = keyB[i]!;
-      this.hash[slot] = hash[i]!;
-      this.state[slot] = state[i]!;
-    }
   }
 }
 

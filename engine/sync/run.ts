@@ -81,6 +81,7 @@ export async function runSync(req: SyncRequest): Promise<SyncRun> {
   let status: SyncRun['status'];
   try {
     await sync.execute();
+    await sync.flushOutcomes();
     await req.store.commitSnapshot({ mapping: resolved.name, runId: base.id });
     await sync.dropStalePending();
     await sync.consumeTriggers();
@@ -89,8 +90,9 @@ export async function runSync(req: SyncRequest): Promise<SyncRun> {
     // What the destination confirmed before the failure advances the snapshot (SPEC §3: records that
     // loaded successfully advance it), so a record delivered here and deleted from the model before the
     // next run still gets its delete. Everything else stays as it was and is sent again.
-    await req.store
-      .commitSnapshot({ mapping: resolved.name, runId: base.id })
+    await sync
+      .flushOutcomes()
+      .then(() => req.store.commitSnapshot({ mapping: resolved.name, runId: base.id }))
       .catch(() => req.store.discardStage({ runId: base.id }).catch(() => undefined));
     await sync.saveRecords().catch(() => undefined);
     sync.runFailure(e);
@@ -176,6 +178,7 @@ class SyncExecution {
   private pendingPossible = true;
   private buffer: Selected[] = [];
   private records: RunRecord[] = [];
+  private outcomes: { key: string; hash: string | null }[] = [];
   /** Batches being loaded while the next ones are extracted and diffed, oldest first. */
   private inflight: Promise<void>[] = [];
   /** How many: the destination's `concurrentLoads` (one by default). */
@@ -461,7 +464,7 @@ class SyncExecution {
         hash: c.hash,
       });
     }
-    if (skipped.length) await store.addOutcomes({ runId: this.runId, outcomes: skipped });
+    if (skipped.length) await this.addOutcomes(skipped);
     if (expired.length) await store.upsertPending(this.r.name, expired);
   }
 
@@ -493,7 +496,7 @@ class SyncExecution {
       this.inflight.push(loading);
     }
     if (all) while (this.inflight.length) await this.inflight.shift();
-    if (this.records.length >= 1000 || (all && this.records.length)) await this.saveRecords();
+    if (this.records.length >= 10_000 || (all && this.records.length)) await this.saveRecords();
   }
 
   private async load(batch: Selected[]): Promise<void> {
@@ -565,7 +568,7 @@ class SyncExecution {
         });
       }
     });
-    await store.addOutcomes({ runId: this.runId, outcomes });
+    await this.addOutcomes(outcomes);
     if (this.pendingPossible && outcomes.length)
       await store.clearPending(
         this.r.name,
@@ -582,6 +585,18 @@ class SyncExecution {
     this.c.byChange[change].failed++;
     this.errors.add(code, message, row);
     this.records.push({ key: key ?? '(none)', change, status: 'failed', code, message, payload: { ...row } });
+  }
+
+  /** Confirmed outcomes go to the store a few thousand at a time (flushOutcomes before a commit). */
+  private async addOutcomes(list: readonly { key: string; hash: string | null }[]): Promise<void> {
+    for (const o of list) this.outcomes.push(o);
+    if (this.outcomes.length >= 5000) await this.flushOutcomes();
+  }
+
+  async flushOutcomes(): Promise<void> {
+    const outcomes = this.outcomes;
+    this.outcomes = [];
+    if (outcomes.length) await this.req.store.addOutcomes({ runId: this.runId, outcomes });
   }
 
   async saveRecords(): Promise<void> {

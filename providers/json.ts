@@ -26,9 +26,15 @@ const SOURCE_TEXT = Symbol('backflow.jsonSourceText');
  */
 export function parseJsonKeepingText(text: string): unknown {
   const value: unknown = JSON.parse(text);
-  if (value !== null && typeof value === 'object') Object.defineProperty(value, SOURCE_TEXT, { value: text });
+  if (value !== null && typeof value === 'object') {
+    TEXT.value = text;
+    Object.defineProperty(value, SOURCE_TEXT, TEXT);
+  }
   return value;
 }
+
+/** One descriptor reused (non-enumerable, read-only): no allocation per value. */
+const TEXT: PropertyDescriptor = { value: '', enumerable: false, writable: false, configurable: false };
 
 /** The JSON text `value` was parsed from by parseJsonKeepingText, if it was. */
 export function jsonSourceText(value: object): string | undefined {

@@ -387,7 +387,7 @@ mappings:
           INSERT INTO people VALUES (9001, 'new', '{}')`);
           const second = await sync();
           expect(second.status).toBe('success');
-        // jsonb arrives exactly as the source holds it (1.50 stays 1.50; no float rounding).
+          // jsonb arrives exactly as the source holds it (1.50 stays 1.50; no float rounding).
           expect(second.extract).toEqual({ total: 5001, added: 2, updated: 10, deleted: 3 });
           expect(await same()).toBe(true);
           const idle = await sync();

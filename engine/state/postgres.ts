@@ -84,13 +84,8 @@ export class PostgresStateBackend implements StateBackend {
   }
 
   private async createTables(client: pg.PoolClient): Promise<void> {
-    // Serialised by a transaction-scoped advisory lock: two first applies racing on CREATE TABLE IF
-    // NOT EXISTS would otherwise collide in pg_type.
-    await client.query('BEGIN');
-    try {
-      await client.query('SELECT pg_advisory_xact_lock($1::bigint)', [lockKey(`ddl:${this.table}`).id]);
-      await client.query(`
-        CREATE TABLE IF NOT EXISTS ${this.table} (
+    await createTablesOnce(client, this.table, [
+      `CREATE TABLE IF NOT EXISTS ${this.table} (
           id         bigserial PRIMARY KEY,
           lineage    text NOT NULL,
           serial     bigint NOT NULL,
@@ -98,21 +93,16 @@ export class PostgresStateBackend implements StateBackend {
           written_at timestamptz NOT NULL DEFAULT now(),
           written_by text NOT NULL,
           lock_id    text NOT NULL
-        )`);
-      await client.query(`
-        CREATE TABLE IF NOT EXISTS ${this.lockTable} (
+        )`,
+      `CREATE TABLE IF NOT EXISTS ${this.lockTable} (
           lock_key    bigint PRIMARY KEY,
           id          text NOT NULL,
           who         text NOT NULL,
           operation   text NOT NULL,
           created     timestamptz NOT NULL,
           backend_pid integer NOT NULL
-        )`);
-      await client.query('COMMIT');
-    } catch (e) {
-      await client.query('ROLLBACK').catch(() => undefined);
-      throw e;
-    }
+        )`,
+    ]);
   }
 
   async read(): Promise<StateDocument | null> {
@@ -325,6 +315,26 @@ function toInfo(row: LockRow): LockInfo {
  * A 64-bit advisory lock key from a name, plus the two 32-bit halves pg_locks shows for it
  * (classid: high, objid: low, both as unsigned oids).
  */
+/**
+ * Runs `CREATE TABLE IF NOT EXISTS` statements in one transaction serialised by an advisory lock on
+ * `table`: two first writers racing on them would otherwise collide in pg_type.
+ */
+export async function createTablesOnce(
+  client: pg.PoolClient,
+  table: string,
+  statements: readonly string[],
+): Promise<void> {
+  await client.query('BEGIN');
+  try {
+    await client.query('SELECT pg_advisory_xact_lock($1::bigint)', [lockKey(`ddl:${table}`).id]);
+    for (const sql of statements) await client.query(sql);
+    await client.query('COMMIT');
+  } catch (e) {
+    await client.query('ROLLBACK').catch(() => undefined);
+    throw e;
+  }
+}
+
 export function lockKey(name: string): { id: string; classid: string; objid: string } {
   const n = createHash('sha256').update(name).digest().readBigInt64BE(0);
   const unsigned = BigInt.asUintN(64, n);

@@ -7,7 +7,7 @@ import {
   toProviderError,
 } from '../../providers/postgres/connection.js';
 import { dialect } from '../../providers/postgres/dialect.js';
-import { lockKey } from '../state/postgres.js';
+import { createTablesOnce, lockKey } from '../state/postgres.js';
 import { emptyStatus, withEntry } from './document.js';
 import type {
   EntryKind,
@@ -70,23 +70,15 @@ export class PostgresStatusStore implements StatusStore {
   }
 
   private async createTable(client: pg.PoolClient): Promise<void> {
-    await client.query('BEGIN');
-    try {
-      // Two first writers racing on CREATE TABLE IF NOT EXISTS would otherwise collide in pg_type.
-      await client.query('SELECT pg_advisory_xact_lock($1::bigint)', [lockKey(`ddl:${this.table}`).id]);
-      await client.query(`
-        CREATE TABLE IF NOT EXISTS ${this.table} (
+    await createTablesOnce(client, this.table, [
+      `CREATE TABLE IF NOT EXISTS ${this.table} (
           kind       text NOT NULL,
           name       text NOT NULL,
           entry      json NOT NULL,
           updated_at timestamptz NOT NULL DEFAULT now(),
           PRIMARY KEY (kind, name)
-        )`);
-      await client.query('COMMIT');
-    } catch (e) {
-      await client.query('ROLLBACK').catch(() => undefined);
-      throw e;
-    }
+        )`,
+    ]);
   }
 
   async read(): Promise<StatusDocument> {

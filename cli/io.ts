@@ -69,3 +69,20 @@ export async function confirm(question: string): Promise<boolean> {
     rl.close();
   }
 }
+
+/**
+ * Runs `fn` with an AbortSignal that Ctrl-C / SIGTERM trips: the work stops at its next check and
+ * records what it had done (a sync is recorded as failed, a segment batch cut short runs again).
+ */
+export async function interruptible<T>(fn: (signal: AbortSignal) => Promise<T>): Promise<T> {
+  const controller = new AbortController();
+  const stop = () => controller.abort();
+  process.once('SIGINT', stop);
+  process.once('SIGTERM', stop);
+  try {
+    return await fn(controller.signal);
+  } finally {
+    process.off('SIGINT', stop);
+    process.off('SIGTERM', stop);
+  }
+}

@@ -18,7 +18,7 @@ import { profileKey } from '../../engine/segments/profiles.js';
 import { resolveIntegration, resolveSegment } from '../../engine/segments/resolve.js';
 import type { Profile } from '../../engine/segments/types.js';
 import { parseTime } from '../../engine/sync/overview.js';
-import { type IO, print, printJson } from '../io.js';
+import { type IO, interruptible, print, printJson } from '../io.js';
 import {
   renderBatch,
   renderEnqueue,
@@ -33,20 +33,6 @@ import { withRuntime } from './sync.js';
 const CHUNK = 10_000;
 /** Problems listed before "and N more". */
 const SHOWN_PROBLEMS = 20;
-
-/** Runs `fn` with an AbortSignal that Ctrl-C / SIGTERM trips (a batch cut short runs again next time). */
-async function interruptible<T>(fn: (signal: AbortSignal) => Promise<T>): Promise<T> {
-  const controller = new AbortController();
-  const stop = () => controller.abort();
-  process.once('SIGINT', stop);
-  process.once('SIGTERM', stop);
-  try {
-    return await fn(controller.signal);
-  } finally {
-    process.off('SIGINT', stop);
-    process.off('SIGTERM', stop);
-  }
-}
 
 export interface ProfilesOptions {
   readonly dir: string;

@@ -3,24 +3,10 @@ import { afterRun } from '../../engine/sync/after-run.js';
 import { replayRun } from '../../engine/sync/replay.js';
 import { requestReset, runSync } from '../../engine/sync/run.js';
 import type { SyncRun } from '../../engine/sync/types.js';
-import { type IO, print, printJson } from '../io.js';
+import { type IO, interruptible, print, printJson } from '../io.js';
 import { renderRunText } from '../render/run-text.js';
 import { readSettings } from '../settings.js';
 import { runtimeStore, stateBackend } from '../workspace.js';
-
-/** Runs `fn` with an AbortSignal that Ctrl-C / SIGTERM trips (the run is then recorded as failed). */
-async function interruptible<T>(fn: (signal: AbortSignal) => Promise<T>): Promise<T> {
-  const controller = new AbortController();
-  const stop = () => controller.abort();
-  process.once('SIGINT', stop);
-  process.once('SIGTERM', stop);
-  try {
-    return await fn(controller.signal);
-  } finally {
-    process.off('SIGINT', stop);
-    process.off('SIGTERM', stop);
-  }
-}
 
 async function withRuntime<T>(
   io: IO,

@@ -74,21 +74,7 @@ export class LocalStateBackend implements StateBackend {
       throw new UserError(`the lock on ${this.description} was lost before writing`, {
         hint: 'someone ran `backflow state unlock` meanwhile; run the command again',
       });
-    const tmp = `${this.path}.${process.pid}.${Date.now()}.tmp`;
-    const fh = await open(tmp, 'w', 0o600);
-    try {
-      await fh.writeFile(`${JSON.stringify(doc, null, 2)}\n`);
-      await fh.sync();
-    } finally {
-      await fh.close();
-    }
-    await rename(tmp, this.path);
-    const dir = await open(dirname(this.path), 'r');
-    try {
-      await dir.sync();
-    } finally {
-      await dir.close();
-    }
+    await writeJsonAtomically(this.path, doc, 0o600);
   }
 
   async currentLock(): Promise<LockInfo | null> {
@@ -139,4 +125,26 @@ export function parseState(text: string, where: string): StateDocument {
       hint: 'restore it from a backup; backflow will not overwrite it',
     });
   return { ...doc, pending_effects: doc.pending_effects ?? [] };
+}
+
+/**
+ * Writes `doc` as indented JSON to `path` so that a reader sees the old file or the new one, never
+ * half of one, and a crash right after leaves the new one: temp file, fsync, rename, fsync the folder.
+ */
+export async function writeJsonAtomically(path: string, doc: unknown, mode: number): Promise<void> {
+  const tmp = `${path}.${process.pid}.${Date.now()}.tmp`;
+  const fh = await open(tmp, 'w', mode);
+  try {
+    await fh.writeFile(`${JSON.stringify(doc, null, 2)}\n`);
+    await fh.sync();
+  } finally {
+    await fh.close();
+  }
+  await rename(tmp, path);
+  const dir = await open(dirname(path), 'r');
+  try {
+    await dir.sync();
+  } finally {
+    await dir.close();
+  }
 }

@@ -1,6 +1,7 @@
-import { mkdir, open, readFile, rename } from 'node:fs/promises';
+import { mkdir, readFile, rename } from 'node:fs/promises';
 import { basename, dirname, join, relative } from 'node:path';
 import { UserError } from '../errors.js';
+import { writeJsonAtomically } from '../state/local.js';
 import { emptyStatus, entryOf, parseStatus, withEntry } from './document.js';
 import { withFileLock } from './file-lock.js';
 import type { EntryKind, EntryUpdate, StatusDocument, StatusEntry, StatusStore } from './types.js';
@@ -68,21 +69,7 @@ export class LocalStatusStore implements StatusStore {
   }
 
   private async write(doc: StatusDocument): Promise<void> {
-    const tmp = `${this.path}.${process.pid}.${Date.now()}.tmp`;
-    const fh = await open(tmp, 'w', 0o644);
-    try {
-      await fh.writeFile(`${JSON.stringify(doc, null, 2)}\n`);
-      await fh.sync();
-    } finally {
-      await fh.close();
-    }
-    await rename(tmp, this.path);
-    const dir = await open(dirname(this.path), 'r');
-    try {
-      await dir.sync();
-    } finally {
-      await dir.close();
-    }
+    await writeJsonAtomically(this.path, doc, 0o644);
   }
 
   async close(): Promise<void> {}

@@ -1,11 +1,17 @@
 import { loadProvider } from '../providers/registry.js';
-import type { ConnectionSettings, ProviderType, Session } from '../providers/sdk.js';
+import type {
+  ConnectionSettings,
+  DestinationCapability,
+  ProviderType,
+  Session,
+  SourceCapability,
+} from '../providers/sdk.js';
 import { resolveDeep } from './config/env.js';
 import { loadDocument } from './config/load.js';
 import { appliedUnredacted } from './config/normalize.js';
 import { parseAddress } from './config/sections.js';
 import type { BackflowConfig } from './config/types.gen.js';
-import { UserError } from './errors.js';
+import { ProviderError, UserError } from './errors.js';
 import type { ResourceState } from './plan/types.js';
 
 export interface OpenSessionRequest {
@@ -58,4 +64,24 @@ export async function closeQuietly(session: Session | undefined): Promise<void> 
   } catch {
     // the connection is already gone; nothing to release
   }
+}
+
+/** The session's source side, or an error naming the resource whose type cannot be read. */
+export function sourceOf(session: Session, address: string): SourceCapability {
+  if (session.source) return session.source;
+  throw new ProviderError(`${address} cannot be read as a source`, {
+    code: 'not_a_source',
+    retryable: false,
+    hint: 'point the model at a source whose type can run queries (sqlite, postgres, mysql, …)',
+  });
+}
+
+/** The session's destination side, or an error naming the resource whose type cannot be loaded. */
+export function destinationOf(session: Session, address: string): DestinationCapability {
+  if (session.destination) return session.destination;
+  throw new ProviderError(`${address} cannot be loaded`, {
+    code: 'not_a_destination',
+    retryable: false,
+    hint: 'point the mapping at a destination type that loads records (a database, webhook or file)',
+  });
 }

@@ -7,8 +7,8 @@
  */
 import { randomUUID } from 'node:crypto';
 import type { Model } from '../config/types.gen.js';
-import { closeQuietly, openSession } from '../connections.js';
-import { ProviderError, UserError } from '../errors.js';
+import { closeQuietly, openSession, sourceOf } from '../connections.js';
+import { UserError } from '../errors.js';
 import type { StateDocument } from '../state/types.js';
 import type { RuntimeStore } from '../store/types.js';
 import { catchUpApplyEffects } from './effects.js';
@@ -90,13 +90,9 @@ async function refreshOne(req: RefreshRequest, segment: ResolvedSegment): Promis
     ...(req.env ? { env: req.env } : {}),
   });
   try {
-    if (!session.source)
-      throw new ProviderError(`${source.address} cannot be read as a source`, {
-        code: 'not_a_source',
-        retryable: false,
-      });
+    const reader = sourceOf(session, source.address);
     const shape = profileShaper(segment.body);
-    const stream = session.source.stream({
+    const stream = reader.stream({
       sql: (model.body as unknown as Model).sql,
       batchSize: ROWS_PER_BATCH,
       ...(req.signal ? { signal: req.signal } : {}),

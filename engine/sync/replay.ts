@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { ActionName, Change, LoadRecord, RecordResult, Session } from '../../providers/sdk.js';
-import { closeQuietly, openSession } from '../connections.js';
+import { closeQuietly, destinationOf, openSession, sourceOf } from '../connections.js';
 import { errorMessage, ProviderError, UserError } from '../errors.js';
 import type { StateDocument } from '../state/types.js';
 import type { RuntimeStore } from '../store/types.js';
@@ -67,15 +67,8 @@ export async function replayRun(req: ReplayRequest): Promise<SyncRun> {
     }
     source = await openSession({ resource: r.source, configDir: req.configDir });
     destination = await openSession({ resource: r.destination, configDir: req.configDir });
-    const load = destination.destination;
-    if (!source.source || !load)
-      throw new ProviderError(
-        `mapping.${r.name} cannot be replayed: its source or destination is not usable`,
-        {
-          code: 'not_a_destination',
-          retryable: false,
-        },
-      );
+    const read = sourceOf(source, r.source.address);
+    const load = destinationOf(destination, r.destination.address);
     const options = {
       ...(r.mapping.table ? { table: r.mapping.table } : {}),
       ...(r.mapping.key ? { key: r.mapping.key } : {}),
@@ -139,7 +132,7 @@ export async function replayRun(req: ReplayRequest): Promise<SyncRun> {
     };
     // The selected records as the model has them now: a key still there goes with its current fields
     // (as `added` when that run deleted it), a key gone goes as a delete where the mapping sends deletes.
-    for await (const rows of source.source.stream({
+    for await (const rows of read.stream({
       sql: r.model.sql,
       batchSize: Math.max(size, 1000),
       ...(req.signal ? { signal: req.signal } : {}),

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { ActionName, Change, LoadRecord, RawRows, Row, Session } from '../../providers/sdk.js';
 import { durationOr } from '../config/durations.js';
-import { closeQuietly, openSession } from '../connections.js';
+import { closeQuietly, destinationOf, openSession, sourceOf } from '../connections.js';
 import { errorMessage, ProviderError } from '../errors.js';
 import type { StateDocument } from '../state/types.js';
 import type { PendingRecord, RuntimeStore, SnapshotEntry } from '../store/types.js';
@@ -210,22 +210,13 @@ class SyncExecution {
     try {
       this.source = await this.open(this.r.source, 'source');
       this.destination = await this.open(this.r.destination, 'destination');
-      const source = this.source.source;
-      if (!source)
-        throw new ProviderError(`source.${this.r.source.name} cannot be read as a source`, {
-          code: 'not_a_source',
-          retryable: false,
-        });
-      if (!this.destination.destination)
-        throw new ProviderError(`destination.${this.r.destination.name} cannot be loaded`, {
-          code: 'not_a_destination',
-          retryable: false,
-        });
+      const source = sourceOf(this.source, this.r.source.address);
+      const destination = destinationOf(this.destination, this.r.destination.address);
       this.index = new KeyIndex(await store.snapshotSize(name));
       for await (const page of store.snapshotPages({ mapping: name, pageSize: 10_000 }))
         for (const [key, hash] of page) this.index.addSnapshot(key, hash);
 
-      this.loadsInFlight = Math.max(1, this.destination.destination.concurrentLoads ?? 1);
+      this.loadsInFlight = Math.max(1, destination.concurrentLoads ?? 1);
       const mapper = compileFields(this.r.mapping.fields);
       const batchSize = this.r.mapping.batch_size;
       const request = {

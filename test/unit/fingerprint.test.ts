@@ -1,6 +1,6 @@
 // Row fingerprints: MurmurHash3 x86_128 (seed 0) over a byte range, as base64url text.
 
-import { hash as cryptoHash, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { fingerprint, murmur3x86_128 } from '../../providers/fingerprint.js';
 
@@ -123,34 +123,5 @@ describe('fingerprint', () => {
     expect(() => fingerprint(b, 0, 4)).toThrow(RangeError);
     expect(() => fingerprint(b, -1, 2)).toThrow(RangeError);
     expect(() => fingerprint(b, 2, 1)).toThrow(RangeError);
-  });
-
-  it('costs much less than crypto.hash sha1 per row', () => {
-    // 20,000 COPY-like lines of ~120 bytes in one buffer, hashed where they lie.
-    let text = '';
-    for (let g = 1; g <= 20_000; g++)
-      text += `${g}\tuser${g}@example.com\tUser ${g}\t${g % 100}\t2024-01-01 10:00:00+00\tt\t{"plan": "pro", "score": ${g % 1000}}\n`;
-    const buf = utf8(text);
-    const starts: number[] = [];
-    const ends: number[] = [];
-    for (let p = 0; p < buf.length; ) {
-      const nl = buf.indexOf(10, p);
-      starts.push(p);
-      ends.push(nl);
-      p = nl + 1;
-    }
-    const time = (f: (i: number) => string) => {
-      let best = Number.POSITIVE_INFINITY;
-      for (let round = 0; round < 5; round++) {
-        const t = process.hrtime.bigint();
-        for (let i = 0; i < starts.length; i++) f(i);
-        best = Math.min(best, Number(process.hrtime.bigint() - t));
-      }
-      return best / starts.length;
-    };
-    const murmur = time((i) => fingerprint(buf, starts[i]!, ends[i]!));
-    const sha1 = time((i) => cryptoHash('sha1', buf.subarray(starts[i]!, ends[i]!), 'base64url'));
-    // Measured here: ~0.1–0.2 µs against ~0.85 µs. A loose bound, so a loaded machine does not flake.
-    expect(murmur).toBeLessThan(sha1 / 2);
   });
 });

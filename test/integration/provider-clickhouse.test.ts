@@ -19,8 +19,9 @@ import {
 import { dialect } from '../../providers/clickhouse/dialect.js';
 import { provider } from '../../providers/clickhouse/index.js';
 import type { ActionName, LoadRecord, Row, Session } from '../../providers/sdk.js';
-import { ProviderError, UserError } from '../../providers/sdk.js';
+import { UserError } from '../../providers/sdk.js';
 import { HOSTILE, HOSTILE_NAMES } from '../fixtures/hostile-values.js';
+import { rejection } from '../fixtures/provider-errors.js';
 import { freshDatabase, serverUrl } from '../harness/databases.js';
 import { freePorts } from '../harness/process.js';
 
@@ -44,15 +45,6 @@ async function collect(session: Session, sql: string, batchSize = 1000): Promise
   const batches: Row[][] = [];
   for await (const b of session.source!.stream({ sql, batchSize })) batches.push([...b]);
   return batches;
-}
-
-async function rejection(p: Promise<unknown>): Promise<ProviderError> {
-  const e = await p.then(
-    () => undefined,
-    (err: unknown) => err,
-  );
-  expect(e).toBeInstanceOf(ProviderError);
-  return e as ProviderError;
 }
 
 function rec(

@@ -7,7 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { dialect } from '../../providers/mysql/dialect.js';
 import { mysqlDatetime, provider } from '../../providers/mysql/index.js';
 import type { LoadRecord, Row, Session } from '../../providers/sdk.js';
-import { ProviderError } from '../../providers/sdk.js';
+import { rejection } from '../fixtures/provider-errors.js';
 import { freshDatabase, serverUrl } from '../harness/databases.js';
 import { freePorts } from '../harness/process.js';
 import { destinationContract } from './destination-contract.js';
@@ -26,15 +26,6 @@ async function collect(session: Session, sql: string, batchSize = 1000): Promise
   const batches: Row[][] = [];
   for await (const b of session.source!.stream({ sql, batchSize })) batches.push(b.map((r) => ({ ...r })));
   return batches;
-}
-
-async function rejection(p: Promise<unknown>): Promise<ProviderError> {
-  const e = await p.then(
-    () => undefined,
-    (err: unknown) => err,
-  );
-  expect(e).toBeInstanceOf(ProviderError);
-  return e as ProviderError;
 }
 
 function rec(

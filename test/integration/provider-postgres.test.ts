@@ -8,7 +8,8 @@ import { timestamptzToIso } from '../../providers/postgres/connection.js';
 import { dialect } from '../../providers/postgres/dialect.js';
 import { provider } from '../../providers/postgres/index.js';
 import type { LoadRecord, Row, Session } from '../../providers/sdk.js';
-import { ProviderError } from '../../providers/sdk.js';
+import { AWKWARD_TABLE_SQL } from '../fixtures/postgres-awkward.js';
+import { rejection } from '../fixtures/provider-errors.js';
 import { freshDatabase, serverUrl } from '../harness/databases.js';
 import { freePorts, isRoot } from '../harness/process.js';
 import { destinationContract } from './destination-contract.js';
@@ -27,15 +28,6 @@ async function collect(session: Session, sql: string, batchSize = 1000): Promise
   const batches: Row[][] = [];
   for await (const b of session.source!.stream({ sql, batchSize })) batches.push([...b]);
   return batches;
-}
-
-async function rejection(p: Promise<unknown>): Promise<ProviderError> {
-  const e = await p.then(
-    () => undefined,
-    (err: unknown) => err,
-  );
-  expect(e).toBeInstanceOf(ProviderError);
-  return e as ProviderError;
 }
 
 function rec(
@@ -75,20 +67,7 @@ describe.skipIf(!base)('postgres provider', () => {
 
   describe('source', () => {
     beforeAll(async () => {
-      await admin.query(`
-        CREATE TABLE awkward (
-          id int PRIMARY KEY, big bigint, num numeric(30,10), ts timestamptz, tsl timestamp, d date,
-          doc jsonb, js json, tags text[], nums numeric[], name text, flag boolean, f float8, iv interval, b bytea);
-        SET TIME ZONE 'Asia/Kolkata';
-        INSERT INTO awkward VALUES
-          (1, 9007199254740993, 12345678901234567890.0123456789, '2024-02-29 23:59:59.123456+00',
-           '2024-02-29 23:59:59.5', '2024-02-29', '{"a":{"b":[1,2,{"c":null}]},"s":"ünï"}', '{"k": [true]}',
-           ARRAY['x','y z','"q"', NULL, 'a,b'], ARRAY[0.1, 12345678901234567890.5]::numeric[],
-           'Zoë — 日本語 🎉 O''Reilly \\ "x"', true, 0.5, '1 day 02:00:00', '\\x00ff'),
-          (2, -9223372036854775808, -0.0000000001, '1970-01-01 05:30:00+05:30', NULL, NULL, '[]', 'null',
-           '{}', NULL, '', false, NULL, NULL, NULL),
-          (3, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL);
-        RESET TIME ZONE;`);
+      await admin.query(AWKWARD_TABLE_SQL);
     });
 
     it('reads awkward types exactly', async () => {

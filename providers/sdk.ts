@@ -81,6 +81,21 @@ export interface RawRows {
   pick(i: number, columns: readonly string[]): Row;
   /** Row `i` fully decoded, exactly as `stream` returns it. */
   row(i: number): Row;
+  /** Optional: the rows' text itself, for a destination that loads that very format (see RawText). */
+  readonly text?: RawText;
+}
+
+/**
+ * The text a source read its rows in, column by column. A PostgreSQL source reading with COPY has each
+ * value as its type's output text (`format: 'postgres-copy'`): a PostgreSQL destination can COPY that
+ * text into a column of the same type without decoding and encoding it again.
+ */
+export interface RawText {
+  /** What the text is: `postgres-copy` (COPY text format; `type` is the column's type OID). */
+  readonly format: string;
+  readonly columns: readonly { readonly name: string; readonly type: number }[];
+  /** Row `i`'s values of `columns` (indexes into `columns`), in that order, as one line ending in `\n`. */
+  line(i: number, columns: Int32Array): Uint8Array;
 }
 
 /** Reads a model: describe its columns without a full scan, stream its rows in batches. */
@@ -99,6 +114,18 @@ export interface LoadRecord {
   /** Stable per (mapping, key, content): receivers can de-duplicate retries. */
   readonly idempotencyKey: string;
   readonly fields: Readonly<Record<string, unknown>> | null;
+  /**
+   * Optional: the names `fields` holds, in its order, known without reading `fields` (a record made
+   * from a raw row decodes the row when `fields` is first read). Absent: read `fields`.
+   */
+  readonly fieldNames?: readonly string[];
+  /**
+   * Optional: `fields` (these names, in this order) as one line of the source's own text (RawText),
+   * when each of them is a model column mapped unchanged and read as text `format` from a column of
+   * type `types[k]` (a negative type: the destination cannot take that column's text). Undefined
+   * otherwise: the destination then encodes `fields` as usual.
+   */
+  sourceText?(format: string, fields: readonly string[], types: readonly number[]): Uint8Array | undefined;
 }
 
 /** Action options from the mapping (`table`, `key`). */

@@ -35,6 +35,12 @@ export interface FieldMapper {
   /** The top-level model columns the mapping reads (first segment of dotted paths), for plan-refresh checks. */
   columns(): string[];
   /**
+   * Field → the column path it reads, when every field reads a column as it is (no constant, object,
+   * array or type): then a row whose columns include each path verbatim maps to exactly those values.
+   * Undefined for any other mapping.
+   */
+  plainColumns(): ReadonlyMap<string, string> | undefined;
+  /**
    * The references no column of `available` can satisfy. Unlike `columns()` this knows that
    * `traits.color` is also satisfied by a column literally named `traits.color`.
    */
@@ -82,6 +88,11 @@ export function compileFields(fields: Readonly<Record<string, FieldValue>>): Fie
     refs.push(...compiled.refs);
   }
   const columns = [...new Set(refs.map((r) => r.column))];
+  const plain = new Map<string, string>();
+  for (const [name, value] of Object.entries(fields)) {
+    if (typeof value === 'string') plain.set(name, value);
+    else if (isPlainColumn(value)) plain.set(name, value.column);
+  }
 
   return {
     map(row: Row): MapResult {
@@ -98,11 +109,20 @@ export function compileFields(fields: Readonly<Record<string, FieldValue>>): Fie
       return { ok: true, fields: out };
     },
     columns: () => [...columns],
+    plainColumns: () => (plain.size === entries.length ? plain : undefined),
     missingColumns(available: Iterable<string>): ColumnReference[] {
       const have = new Set(available);
       return refs.filter((r) => !splits(r.path).some((s) => have.has(s.column)));
     },
   };
+}
+
+/** `{column}` without a type, as compileValue reads it (value, object and array take precedence). */
+function isPlainColumn(value: FieldValue): value is { column: string } {
+  if (typeof value !== 'object' || value === null) return false;
+  return (
+    !('value' in value) && !('object' in value) && !('array' in value) && 'column' in value && !value.type
+  );
 }
 
 function compileValue(field: string, value: FieldValue): Compiled {

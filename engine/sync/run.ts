@@ -10,6 +10,7 @@ import { compileFields } from './fields.js';
 import { hashRecord, idempotencyKey, recordKey } from './hash.js';
 import { KeyIndex, type Seen } from './key-index.js';
 import { type ResolvedMapping, resolveMapping } from './resolve.js';
+import { RawRecordRow, SourceTextMapping } from './source-text.js';
 import { emptyRun, type RunRecord, type RunTrigger, type SyncRun } from './types.js';
 
 export interface SyncRequest {
@@ -114,34 +115,61 @@ export async function runSync(req: SyncRequest): Promise<SyncRun> {
 
 /**
  * A record to load. Its idempotency key (a SHA-256) is computed when a destination reads it: most
- * database destinations never do, and at a million records it is a second of CPU.
+ * database destinations never do, and at a million records it is a second of CPU. A record made from
+ * a raw row the mapping passes through unchanged decodes that row only when `fields` is read; a
+ * destination that loads the source's text asks for that instead (`sourceText`).
  */
 class OutgoingRecord implements LoadRecord {
   readonly #mapping: string;
   readonly #contentHash: string;
   #idempotencyKey: string | undefined;
+  #fields: Record<string, unknown> | null | undefined;
+  readonly #raw: RawRecordRow | undefined;
 
   constructor(
     mapping: string,
     readonly change: Change,
     readonly key: string,
     contentHash: string,
-    readonly fields: Record<string, unknown> | null,
+    fields: Fields,
   ) {
     this.#mapping = mapping;
     this.#contentHash = contentHash;
+    if (fields instanceof RawRecordRow) this.#raw = fields;
+    else this.#fields = fields;
   }
 
   get idempotencyKey(): string {
     this.#idempotencyKey ??= idempotencyKey(this.#mapping, this.key, this.#contentHash);
     return this.#idempotencyKey;
   }
+
+  get fields(): Record<string, unknown> | null {
+    if (this.#fields === undefined) this.#fields = this.#raw!.fields();
+    return this.#fields;
+  }
+
+  get fieldNames(): readonly string[] | undefined {
+    return this.#raw?.via.fieldNames;
+  }
+
+  sourceText(format: string, fields: readonly string[], types: readonly number[]): Uint8Array | undefined {
+    return this.#raw?.sourceText(format, fields, types);
+  }
+}
+
+/** A record's fields: mapped, null for a delete, or a raw row mapped on demand. */
+type Fields = Record<string, unknown> | null | RawRecordRow;
+
+/** The mapped fields of `f` (decoding a raw row). */
+function fieldsOf(f: Fields): Record<string, unknown> | null {
+  return f instanceof RawRecordRow ? f.fields() : f;
 }
 
 interface Candidate {
   readonly key: string;
   readonly change: Change;
-  readonly fields: Record<string, unknown> | null;
+  readonly fields: Fields;
   /** The content hash the snapshot takes once loaded (null: a delete). */
   readonly hash: string | null;
   /** For a delete: the hash last loaded (keeps its idempotency key unique per deletion). */
@@ -230,9 +258,10 @@ class SyncExecution {
         this.req.onProgress?.({ extracted, loaded: this.c.succeeded });
       };
       if (source.streamRaw) {
+        const text = SourceTextMapping.of(mapper);
         for await (const raw of source.streamRaw(request)) {
           this.checkAborted();
-          await this.diffRaw(raw, mapper);
+          await this.diffRaw(raw, mapper, text);
           progress(raw.length);
         }
       } else {
@@ -313,19 +342,28 @@ class SyncExecution {
     await this.flush(false);
   }
 
-  /** Raw rows: an unchanged fingerprint skips the row undecoded; the fingerprint is the content hash. */
-  private async diffRaw(raw: RawRows, mapper: Mapper): Promise<void> {
-    const candidates: Candidate[] = [];
+  /**
+   * Raw rows: an unchanged fingerprint skips the row undecoded; the fingerprint is the content hash.
+   * Where most of a batch changed and the mapping passes columns through unchanged, the changed rows
+   * go out as the source's text (RawRecordRow), decoded only if read. Where few changed, they are
+   * decoded now, so a pending record does not keep its whole batch in memory.
+   */
+  private async diffRaw(raw: RawRows, mapper: Mapper, text: SourceTextMapping | undefined): Promise<void> {
+    const changed: { i: number; at: { key: string; seen: Seen }; hash: string }[] = [];
     for (let i = 0; i < raw.length; i++) {
-      const seen = this.see(raw.pick(i, this.keyColumns), () => raw.row(i));
-      if (seen === undefined) continue;
+      const at = this.see(raw.pick(i, this.keyColumns), () => raw.row(i));
+      if (at === undefined) continue;
       const hash = raw.fingerprint(i);
       const unchanged =
-        !this.fullResync && seen.seen.kind === 'known' && this.index.sameContent(seen.seen.slot, hash);
-      if (unchanged) continue;
-      const fields = this.map(raw.row(i), mapper, seen);
+        !this.fullResync && at.seen.kind === 'known' && this.index.sameContent(at.seen.slot, hash);
+      if (!unchanged) changed.push({ i, at, hash });
+    }
+    const candidates: Candidate[] = [];
+    const asText = text && changed.length * 2 >= raw.length && text.covers(raw) ? raw : undefined;
+    for (const { i, at, hash } of changed) {
+      const fields = asText ? new RawRecordRow(asText, i, text!) : this.map(raw.row(i), mapper, at);
       if (fields === undefined) continue;
-      this.push(candidates, seen, fields, hash);
+      this.push(candidates, at, fields, hash);
     }
     await this.select(candidates);
     await this.flush(false);
@@ -388,7 +426,7 @@ class SyncExecution {
   private push(
     candidates: Candidate[],
     at: { key: string; seen: Seen },
-    fields: Record<string, unknown>,
+    fields: Record<string, unknown> | RawRecordRow,
     hash: string,
   ): void {
     const change = this.changeOf(at.seen);
@@ -427,10 +465,11 @@ class SyncExecution {
             lastFailedAt: p.lastFailedAt,
             expired: true,
           });
+          const fields = fieldsOf(c.fields);
           this.errors.add(
             'expired',
             `failed since ${p.firstFailedAt} (${p.code}: ${p.message}); no longer retried`,
-            c.fields ?? { key: c.key },
+            fields ?? { key: c.key },
             'rejected',
           );
           this.records.push({
@@ -439,7 +478,7 @@ class SyncExecution {
             status: 'expired',
             code: 'expired',
             message: p.message,
-            payload: c.fields,
+            payload: fields,
           });
         }
         continue;

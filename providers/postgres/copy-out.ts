@@ -1,6 +1,6 @@
 import type pg from 'pg';
 import { fingerprint } from '../fingerprint.js';
-import type { RawRows, Row } from '../sdk.js';
+import type { RawRows, RawText, Row } from '../sdk.js';
 
 /**
  * The read side of COPY text format (`COPY (query) TO STDOUT`): split the byte stream into rows, keep
@@ -26,6 +26,8 @@ type Parser = (text: string) => unknown;
 export class RowShape {
   readonly names: readonly string[];
   readonly parsers: readonly Parser[];
+  /** Each column's name and type OID (RawText.columns). */
+  readonly columns: readonly { readonly name: string; readonly type: number }[];
   /** Column name → index; with duplicate names, the last column (pg's row objects keep the last too). */
   readonly index: ReadonlyMap<string, number>;
   /** Every column set to null: copied per row, like pg's prebuilt result object (same key order). */
@@ -33,6 +35,7 @@ export class RowShape {
 
   constructor(fields: readonly Pick<pg.FieldDef, 'name' | 'dataTypeID'>[], types: pg.CustomTypesConfig) {
     this.names = fields.map((f) => f.name);
+    this.columns = fields.map((f) => ({ name: f.name, type: f.dataTypeID }));
     this.parsers = fields.map((f) => types.getTypeParser(f.dataTypeID, 'text') as Parser);
     const index = new Map<string, number>();
     const empty = Object.create(null) as Record<string, unknown>;
@@ -246,6 +249,23 @@ function setField(row: Record<string, unknown>, name: string, value: unknown): v
   else row[name] = value;
 }
 
+/** RawText.format of rows read as COPY text (each value its type's output text). */
+export const COPY_FORMAT = 'postgres-copy';
+
+/** Whether `columns` is 0, 1, … count - 1: every column in its own order. */
+function isEveryColumn(columns: Int32Array, count: number): boolean {
+  if (columns.length !== count) return false;
+  for (let k = 0; k < count; k++) if (columns[k] !== k) return false;
+  return true;
+}
+
+let BOUNDS = new Int32Array(64);
+/** A scratch array for the [start, end) of `count` fields (one line at a time, synchronously). */
+function fieldBounds(count: number): Int32Array {
+  if (BOUNDS.length < 2 * count) BOUNDS = new Int32Array(2 * count);
+  return BOUNDS;
+}
+
 /** Up to this many ASCII bytes, `pick` builds a field's string in JS rather than with a native call. */
 const SHORT_ASCII = 12;
 
@@ -259,13 +279,54 @@ function badLine(detail: string): Error {
  * Rows as COPY sent them: `bytes` holds whole lines back to back, row `i` spanning
  * [ends[i-1] + 1, ends[i]) (the first from 0), its newline at ends[i].
  */
-export class CopyTextRows implements RawRows {
+export class CopyTextRows implements RawRows, RawText {
+  readonly format = COPY_FORMAT;
+
   constructor(
     private readonly shape: RowShape,
     private readonly bytes: Buffer,
     private readonly ends: Int32Array,
     readonly length: number,
   ) {}
+
+  /** The rows' COPY text: this batch itself. */
+  get text(): RawText {
+    return this;
+  }
+
+  get columns(): RawText['columns'] {
+    return this.shape.columns;
+  }
+
+  /** The line as COPY sent it when `columns` is every column in order; else its fields rearranged. */
+  line(i: number, columns: Int32Array): Uint8Array {
+    const start = this.start(i);
+    const end = this.ends[i]!;
+    const count = this.shape.names.length;
+    if (isEveryColumn(columns, count)) return this.bytes.subarray(start, end + 1);
+    const bytes = this.bytes;
+    const bounds = fieldBounds(count);
+    let p = start;
+    for (let c = 0; c < count; c++) {
+      const to = c === count - 1 ? end : bytes.indexOf(9, p);
+      if (to === -1 || to > end || (c < count - 1 && to === end))
+        throw badLine(`a row has fewer than ${count} fields`);
+      bounds[2 * c] = p;
+      bounds[2 * c + 1] = to;
+      p = to + 1;
+    }
+    let size = 0;
+    for (let k = 0; k < columns.length; k++)
+      size += bounds[2 * columns[k]! + 1]! - bounds[2 * columns[k]!]! + 1;
+    const out = Buffer.allocUnsafe(size);
+    let o = 0;
+    for (let k = 0; k < columns.length; k++) {
+      const c = columns[k]!;
+      o += bytes.copy(out, o, bounds[2 * c]!, bounds[2 * c + 1]!);
+      out[o++] = k === columns.length - 1 ? 10 : 9;
+    }
+    return out;
+  }
 
   private start(i: number): number {
     if (!(i >= 0 && i < this.length))
@@ -342,11 +403,27 @@ export class CopyTextRows implements RawRows {
  * Rows as text values (a FETCH with every parser replaced by the identity, rowMode `array`). The
  * fingerprint hashes the COPY line of the values, encoded once into a shared scratch buffer.
  */
-export class TextValueRows implements RawRows {
+export class TextValueRows implements RawRows, RawText {
+  readonly format = COPY_FORMAT;
+
   constructor(
     private readonly shape: RowShape,
     private readonly rows: readonly (readonly (string | null)[])[],
   ) {}
+
+  /** The rows as the COPY text their values make (what COPY would have sent). */
+  get text(): RawText {
+    return this;
+  }
+
+  get columns(): RawText['columns'] {
+    return this.shape.columns;
+  }
+
+  line(i: number, columns: Int32Array): Uint8Array {
+    const values = this.values(i);
+    return Buffer.from(`${copyLine(Array.from(columns, (c) => values[c] ?? null))}\n`, 'utf8');
+  }
 
   get length(): number {
     return this.rows.length;

@@ -30,6 +30,11 @@ export async function copyBatch(req: {
   readonly types: ReadonlyMap<string, string>;
   readonly rowCount: number;
   readonly value: CellValue;
+  /**
+   * Row `r` as its source's own COPY text line (see LoadRecord.sourceText), or undefined. When every
+   * row has one, the batch goes as those lines and no cell is encoded.
+   */
+  readonly sourceLine?: CopyBatchLine;
   /** The INSERT … SELECT … ON CONFLICT reading from `source` (upsert only). */
   readonly upsertFrom: (source: string) => string;
   /** True for an error one record can cause: the batch is then handed back. */
@@ -45,11 +50,13 @@ export async function copyBatch(req: {
   if (req.rowCount < COPY_MIN_ROWS) return false;
   const t = dialect.quoteTable(table);
   const cols = columns.map((c) => dialect.quoteIdent(c)).join(', ');
-  const data = copyData(
-    req.rowCount,
-    req.value,
-    columns.map((c) => req.types.get(c) ?? 'text'),
-  );
+  const data =
+    sourceLines(req.rowCount, req.sourceLine) ??
+    copyData(
+      req.rowCount,
+      req.value,
+      columns.map((c) => req.types.get(c) ?? 'text'),
+    );
   // upsert: a temp table with the statement's column types, emptied by every commit. Created (if
   // missing) inside each batch's transaction, so a pooler that hands out another server session
   // (PgBouncer in transaction mode) still finds it.
@@ -87,7 +94,36 @@ export async function copyBatch(req: {
   }
 }
 
-function copyIn(client: pg.PoolClient, sql: string, data: string): Promise<void> {
+/** Every row's source line, back to back; undefined when some row has none. */
+function sourceLines(rowCount: number, line: CopyBatchLine | undefined): Buffer | undefined {
+  if (!line) return undefined;
+  const lines: Uint8Array[] = new Array(rowCount);
+  for (let r = 0; r < rowCount; r++) {
+    const l = line(r);
+    if (!l) return undefined;
+    lines[r] = l;
+  }
+  return Buffer.concat(lines);
+}
+
+type CopyBatchLine = (row: number) => Uint8Array | undefined;
+
+/**
+ * The type a column must have for a source's COPY text to go into it as it is, or -1. The source's
+ * text is the type's output text, which the same type's input function reads back to the same value:
+ * true of every built-in type (OIDs below 10000; a user type's OID differs between databases) given
+ * what backflow's sessions share (UTF-8, DateStyle ISO), except money (lc_monetary) and interval
+ * (IntervalStyle), whose text depends on settings a server may set otherwise.
+ */
+export function copyTextType(oid: number | undefined): number {
+  if (oid === undefined || !(oid > 0 && oid < 10000) || SETTING_DEPENDENT.has(oid)) return -1;
+  return oid;
+}
+
+/** money, money[], interval, interval[]. */
+const SETTING_DEPENDENT: ReadonlySet<number> = new Set([790, 791, 1186, 1187]);
+
+function copyIn(client: pg.PoolClient, sql: string, data: string | Buffer): Promise<void> {
   return new Promise((resolve, reject) => {
     const stream = client.query(copyFrom(sql));
     stream.on('finish', () => resolve());

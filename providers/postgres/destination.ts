@@ -27,13 +27,16 @@ import {
   serverError,
   toProviderError,
 } from './connection.js';
-import { copyBatch } from './copy.js';
+import { copyBatch, copyTextType } from './copy.js';
+import { COPY_FORMAT } from './copy-out.js';
 import { dialect } from './dialect.js';
 
 /** What load and check need to know about a destination table. */
 interface TableInfo {
   /** Column name → type as format_type writes it (`bigint`, `jsonb`, `text[]`). */
   readonly columns: ReadonlyMap<string, string>;
+  /** Column name → type OID. */
+  readonly typeIds: ReadonlyMap<string, number>;
   /** Columns with a unique, non-partial, single-column index (what ON CONFLICT (col) needs). */
   readonly uniqueColumns: ReadonlySet<string>;
 }
@@ -151,6 +154,7 @@ export class PostgresDestination implements DestinationCapability {
             types: info.columns,
             rowCount: items.length,
             value: (r, c) => cell(items[r]!.record, op, columns[c]!, key),
+            sourceLine: sourceLineOf(items, columns, key, info),
             upsertFrom: (source) => statement('upsert', table, columns, key, source)!,
             isRecordError,
             ...(this.#insertFirst && items.every((it) => it.record.change === 'added')
@@ -201,8 +205,8 @@ export class PostgresDestination implements DestinationCapability {
     let broken: unknown;
     try {
       const qualified = dialect.quoteTable(name);
-      const cols = await client.query<{ name: string; type: string }>(
-        `SELECT a.attname AS name, format_type(a.atttypid, a.atttypmod) AS type
+      const cols = await client.query<{ name: string; type: string; oid: string }>(
+        `SELECT a.attname AS name, format_type(a.atttypid, a.atttypmod) AS type, a.atttypid::int8 AS oid
            FROM pg_attribute a
           WHERE a.attrelid = to_regclass($1) AND a.attnum > 0 AND NOT a.attisdropped
           ORDER BY a.attnum`,
@@ -224,6 +228,7 @@ export class PostgresDestination implements DestinationCapability {
       );
       return {
         columns: new Map(cols.rows.map((r) => [r.name, r.type])),
+        typeIds: new Map(cols.rows.map((r) => [r.name, Number(r.oid)])),
         uniqueColumns: new Set(unique.rows.map((r) => r.name)),
       };
     } catch (e) {
@@ -242,6 +247,29 @@ function cell(record: LoadRecord, op: Operation, column: string, key: string | u
   return own === undefined || own === null ? record.key : own;
 }
 
+/**
+ * Each item's row as its source's own COPY text (LoadRecord.sourceText), where its fields are source
+ * columns of the same built-in types as the table's. A row whose key column is NULL there is encoded
+ * instead: `cell` gives it the record's key.
+ */
+function sourceLineOf(
+  items: readonly Item[],
+  columns: readonly string[],
+  key: string | undefined,
+  info: TableInfo,
+): ((row: number) => Uint8Array | undefined) | undefined {
+  if (!items[0]?.record.sourceText) return undefined;
+  const types = columns.map((c) => copyTextType(info.typeIds.get(c)));
+  const keyFirst = key !== undefined && columns[0] === key;
+  return (r) => {
+    const line = items[r]!.record.sourceText?.(COPY_FORMAT, columns, types);
+    // `\N` then a tab or the newline: the key column (first) is NULL.
+    if (line && keyFirst && line[0] === 92 && line[1] === 78 && (line[2] === 9 || line[2] === 10))
+      return undefined;
+    return line;
+  };
+}
+
 /** The statement's columns: every field some record of the group sets, the key first. */
 function columnsOf(
   items: readonly Item[],
@@ -252,7 +280,10 @@ function columnsOf(
 ): string[] {
   const set = new Set<string>(key === undefined ? [] : [key]);
   if (op !== 'delete')
-    for (const it of items) for (const name of Object.keys(it.record.fields ?? {})) set.add(name);
+    for (const it of items) {
+      const names = it.record.fieldNames ?? Object.keys(it.record.fields ?? {});
+      for (let i = 0; i < names.length; i++) set.add(names[i]!);
+    }
   const missing = [...set].filter((c) => !info.columns.has(c));
   if (missing.length)
     throw new ProviderError(`table ${table} has no column ${missing.join(', ')}`, {

@@ -50,7 +50,7 @@ export function tableNotFound(table: string, where: string): ProviderError {
 
 /** The operation a record becomes under an action, or undefined when the action cannot carry it. */
 export function operation(action: ActionName, record: LoadRecord): Operation | undefined {
-  const deleted = record.change === 'deleted' || record.fields === null;
+  const deleted = record.change === 'deleted' || (!record.fieldNames && record.fields === null);
   switch (action) {
     case 'upsert':
     case 'insert':

@@ -270,6 +270,38 @@ describe.skipIf(!base)('postgres source: streamRaw', () => {
       );
     });
 
+    it('gives each row as its COPY line, whole or with columns picked and reordered, on both paths', async () => {
+      const sql = 'SELECT * FROM hostile ORDER BY id';
+      const lines = await copyLines(admin, sql);
+      const fieldsOf = (line: Buffer) => line.toString('latin1').split('\t');
+      for (const [, session] of paths()) {
+        let n = 0;
+        for await (const b of session.source!.streamRaw!({ sql, batchSize: 4 })) {
+          const text = b.text!;
+          expect(text.format).toBe('postgres-copy');
+          expect(text.columns).toEqual([
+            { name: 'id', type: 23 },
+            { name: 't', type: 25 },
+            { name: 'doc', type: 3802 },
+            { name: 'arr', type: 1009 },
+            { name: 'bin', type: 17 },
+            { name: 'other', type: 25 },
+          ]);
+          for (let i = 0; i < b.length; i++, n++) {
+            const want = fieldsOf(lines[n]!);
+            expect(Buffer.from(text.line(i, Int32Array.of(0, 1, 2, 3, 4, 5)))).toEqual(
+              Buffer.concat([lines[n]!, Buffer.from('\n')]),
+            );
+            expect(Buffer.from(text.line(i, Int32Array.of(4, 0, 5, 1))).toString('latin1')).toBe(
+              `${[want[4], want[0], want[5], want[1]].join('\t')}\n`,
+            );
+            expect(Buffer.from(text.line(i, Int32Array.of(2))).toString('latin1')).toBe(`${want[2]}\n`);
+          }
+        }
+        expect(n).toBe(values.length);
+      }
+    });
+
     it('fingerprints each of text and NULL columns distinctly per value', async () => {
       // The same key with a changed value must change the fingerprint, whichever column changed.
       const sql = `SELECT 1 AS id, v FROM (VALUES (NULL::text), (''), ('\\N'), ('\\\\N'), (E'\\t'), ('\\t')) AS x(v)`;

@@ -411,6 +411,62 @@ describe.skipIf(!base)('postgres provider', () => {
       expect(await table('SELECT * FROM bulk ORDER BY id')).toEqual(rows.slice(0, 10));
     });
 
+    it("loads a record's source COPY text as it is where the column types allow, and its fields otherwise", async () => {
+      await admin.query(`CREATE DOMAIN short_text AS text CHECK (length(VALUE) < 100);
+        CREATE TABLE passthrough (id bigint PRIMARY KEY, v text, doc jsonb, iv interval, dom short_text)`);
+      const asked: { format: string; fields: readonly string[]; types: readonly number[] }[] = [];
+      // The text says `from text`, the fields say `from fields`: the table shows which was loaded.
+      const record = (i: number, line: string, fields: Record<string, unknown>): LoadRecord => ({
+        change: 'added',
+        key: String(i),
+        idempotencyKey: `i-${i}`,
+        fields: { id: String(i), ...fields },
+        sourceText(format, names, types) {
+          asked.push({ format, fields: names, types });
+          return types.some((t) => t < 0) ? undefined : Buffer.from(line);
+        },
+      });
+      const batch = (line: (i: number) => string, fields: (i: number) => Record<string, unknown>) =>
+        Array.from({ length: 60 }, (_, i) => record(i + 1, line(i + 1), fields(i + 1)));
+      const rows = () => table('SELECT id, v, doc FROM passthrough ORDER BY id');
+
+      const text = (i: number) => `${i}\tfrom text\\t${i}\t{"i": ${i}, "price": 1.50}\n`;
+      const fields = (i: number) => ({ v: `from fields ${i}`, doc: { i } });
+      expect(await load('upsert', batch(text, fields), 'passthrough')).toEqual(
+        Array.from({ length: 60 }, () => ({ status: 'ok' })),
+      );
+      expect(asked[0]).toEqual({
+        format: 'postgres-copy',
+        fields: ['id', 'v', 'doc'],
+        types: [20, 25, 3802],
+      });
+      expect((await rows())[6]).toEqual({ id: '7', v: 'from text\t7', doc: { i: 7, price: 1.5 } });
+      expect((await admin.query(`SELECT doc::text AS doc FROM passthrough WHERE id = 7`)).rows[0].doc).toBe(
+        '{"i": 7, "price": 1.50}',
+      );
+
+      // A NULL in the key column's text: the batch is encoded from the fields (the key comes from the record).
+      await admin.query('TRUNCATE passthrough');
+      const nullKey = (i: number) => (i === 9 ? text(i).replace(/^9/, '\\N') : text(i));
+      await load('upsert', batch(nullKey, fields), 'passthrough');
+      expect((await rows()).map((r) => r.v)).toEqual(
+        Array.from({ length: 60 }, (_, i) => `from fields ${i + 1}`),
+      );
+
+      // interval (its text follows IntervalStyle) and a domain (a user type): the fields again.
+      await admin.query('TRUNCATE passthrough');
+      asked.length = 0;
+      await load(
+        'upsert',
+        batch(text, (i) => ({ ...fields(i), iv: '1 day', dom: 'd' })),
+        'passthrough',
+      );
+      expect(asked[0]!.fields).toEqual(['id', 'v', 'doc', 'iv', 'dom']);
+      expect(asked[0]!.types.slice(0, 3)).toEqual([20, 25, 3802]);
+      expect(asked[0]!.types.slice(3)).toEqual([-1, -1]);
+      expect((await rows())[0]).toEqual({ id: '1', v: 'from fields 1', doc: { i: 1 } });
+    });
+
     it('upserts "added" records that are already in the table (a reset, rows loaded by hand)', async () => {
       await admin.query('CREATE TABLE IF NOT EXISTS readded (id bigint PRIMARY KEY, v text)');
       await admin.query('TRUNCATE readded');

@@ -266,6 +266,22 @@ describe('mapper', () => {
     expect(mapper.columns()).toEqual(['email', 'traits', 'products']);
   });
 
+  it('names the column each field reads when every field reads one as it is, and nothing otherwise', () => {
+    const plain = compileFields({ id: 'id', mail: { column: 'email' }, color: 'traits.color' });
+    expect(plain.plainColumns()).toEqual(
+      new Map([
+        ['id', 'id'],
+        ['mail', 'email'],
+        ['color', 'traits.color'],
+      ]),
+    );
+    expect(compileFields({ id: 'id', k: constant(1) }).plainColumns()).toBeUndefined();
+    expect(
+      compileFields({ id: 'id', all: { column: 'products', type: 'array' } }).plainColumns(),
+    ).toBeUndefined();
+    expect(compileFields({ id: 'id', user: { object: { email: 'email' } } }).plainColumns()).toBeUndefined();
+  });
+
   it('reports references no described column satisfies, accepting a literal dotted column', () => {
     const mapper = compileFields({ email: 'email', color: 'traits.color' });
     expect(mapper.missingColumns(['email', 'traits.color'])).toEqual([]);

@@ -11,7 +11,7 @@ import type { RunRecord, SyncRun } from '../sync/types.js';
 import { applyPgMigrations } from './postgres-migrations.js';
 import { encodeChunk, pageChunks, unloaded } from './run-records.js';
 import { PostgresSql, type StoreSql } from './sql.js';
-import type { PendingRecord, RunFilter, RuntimeStore, SnapshotEntry } from './types.js';
+import type { PendingRecord, RunFilter, RuntimeStore, SnapshotEntry, SnapshotText } from './types.js';
 
 /** Opens a PostgreSQL runtime store (what `settings.store: postgres://…` names) and migrates it. */
 export async function openPostgresStore(req: { url: string; configDir?: string }): Promise<RuntimeStore> {
@@ -171,6 +171,36 @@ export class PostgresStore implements RuntimeStore {
       if (res.rows.length > 0) yield res.rows.map((r): SnapshotEntry => [r.key, r.hash]);
       if (res.rows.length < limit) return;
       after = res.rows[res.rows.length - 1]!.key;
+    }
+  }
+
+  async *snapshotText(req: { mapping: string; pageSize: number }): AsyncIterable<SnapshotText> {
+    const limit = Math.max(1, Math.floor(req.pageSize));
+    let after: string | null = null;
+    for (;;) {
+      const res: pg.QueryResult<{ text: string | null; count: number; last: string | null }> = await this.q(
+        `SELECT string_agg(key || chr(9) || hash, chr(10)) AS text, count(*)::int AS count, max(key) AS last
+           FROM (SELECT key, hash FROM snapshots WHERE mapping = $1 AND ($2::text IS NULL OR key > $2)
+                  ORDER BY key LIMIT $3) page`,
+        [req.mapping, after, limit],
+      );
+      const { text, count, last } = res.rows[0]!;
+      if (count === 0 || text === null || last === null) return;
+      const from = after;
+      yield {
+        text,
+        count,
+        entries: async () =>
+          (
+            await this.q<{ key: string; hash: string }>(
+              `SELECT key, hash FROM snapshots
+                WHERE mapping = $1 AND ($2::text IS NULL OR key > $2) AND key <= $3 ORDER BY key`,
+              [req.mapping, from, last],
+            )
+          ).rows.map((r): SnapshotEntry => [r.key, r.hash]),
+      };
+      if (count < limit) return;
+      after = last;
     }
   }
 

@@ -4,7 +4,7 @@ import type { RunRecord, SyncRun } from '../sync/types.js';
 import { applyMigrations } from './migrations.js';
 import { encodeChunk, pageChunks, unloaded } from './run-records.js';
 import { SqliteSql, type StoreSql } from './sql.js';
-import type { PendingRecord, RunFilter, RuntimeStore, SnapshotEntry } from './types.js';
+import type { PendingRecord, RunFilter, RuntimeStore, SnapshotEntry, SnapshotText } from './types.js';
 
 /** Outcome rows per INSERT statement (two parameters each). */
 const OUTCOME_ROWS = 500;
@@ -144,6 +144,38 @@ export class SqliteStore implements RuntimeStore {
       if (page.length > 0) yield page;
       if (page.length < limit) return;
       after = page[page.length - 1]![0];
+    }
+  }
+
+  async *snapshotText(req: { mapping: string; pageSize: number }): AsyncIterable<SnapshotText> {
+    const sql = `SELECT group_concat(key || char(9) || hash, char(10)), count(*), max(key) FROM (
+      SELECT key, hash FROM snapshots WHERE mapping = @mapping AND key > @after ORDER BY key LIMIT @limit)`;
+    const first = this.stmt(sql.replace('AND key > @after', '')).raw();
+    const next = this.stmt(sql).raw();
+    const range = this.stmt(
+      `SELECT key, hash FROM snapshots WHERE mapping = @mapping AND key > @after AND key <= @last ORDER BY key`,
+    ).raw();
+    const whole = this.stmt(`SELECT key, hash FROM snapshots WHERE mapping = @mapping AND key <= @last ORDER BY key`).raw();
+    const limit = Math.max(1, Math.floor(req.pageSize));
+    const mapping = req.mapping;
+    let after: string | undefined;
+    for (;;) {
+      const [text, count, last] = (
+        after === undefined ? first.get({ mapping, limit }) : next.get({ mapping, limit, after })
+      ) as [string | null, number, string | null];
+      if (count === 0 || text === null || last === null) return;
+      const from = after;
+      yield {
+        text,
+        count,
+        entries: async () =>
+          (from === undefined ? whole.all({ mapping, last }) : range.all({ mapping, after: from, last })) as [
+            string,
+            string,
+          ][],
+      };
+      if (count < limit) return;
+      after = last;
     }
   }
 

@@ -38,6 +38,17 @@ export type SnapshotEntry = readonly [key: string, hash: string];
  * pending failed records, replay sets, and (later) segment queues and notifications.
  * SQLite by default, PostgreSQL for teams; both pass the same tests.
  */
+/**
+ * A page of the snapshot as text: `count` lines `key<TAB>hash` joined by newlines, in any order. The
+ * text is ambiguous when a key holds a tab or a newline (hashes never do): `entries()` then reads the
+ * same page as entries.
+ */
+export interface SnapshotText {
+  readonly text: string;
+  readonly count: number;
+  entries(): Promise<readonly SnapshotEntry[]>;
+}
+
 export interface RuntimeStore {
   readonly kind: 'sqlite' | 'postgres';
   /** Raw SQL for features that keep their own tables (engine/store/features/). */
@@ -66,6 +77,11 @@ export interface RuntimeStore {
    * `pageSize` entries per page. Keyset pagination: no cursor is held between pages.
    */
   snapshotPages(req: { mapping: string; pageSize: number }): AsyncIterable<readonly SnapshotEntry[]>;
+  /**
+   * The same pages, each as one text (SnapshotText): what a sync loads into its key index, without a
+   * string per key and per hash.
+   */
+  snapshotText(req: { mapping: string; pageSize: number }): AsyncIterable<SnapshotText>;
   /**
    * Records outcomes run `runId` confirmed: the hash each key now has downstream, or null for a
    * delivered delete. Each key at most once per run. Nothing changes in the snapshot until

@@ -119,6 +119,44 @@ export class KeyIndex {
   /** Adds a snapshot entry (before any `see`). A key listed twice keeps its first hash. */
   addSnapshot(key: string, hash: string): void {
     this.lanes(key);
+    this.#addSnapshotLanes(hash, 0, hash.length);
+  }
+
+  /**
+   * Adds a page of the snapshot given as text (SnapshotText: `count` lines `key<TAB>hash`), hashing
+   * keys and hashes where they lie in it. Returns false, having added nothing, when the text does not
+   * hold exactly `count` lines of one tab each (a key with a tab or a newline): add those entries one
+   * by one instead.
+   */
+  addSnapshotText(text: string, count: number): boolean {
+    if (BOUNDS.length < 2 * count) BOUNDS = new Int32Array(2 * count);
+    const bounds = BOUNDS;
+    let start = 0;
+    for (let n = 0; n < count; n++) {
+      const tab = text.indexOf('\t', start);
+      let end = text.indexOf('\n', start);
+      if (end === -1) end = text.length;
+      if (tab === -1 || tab > end) return false;
+      const more = text.indexOf('\t', tab + 1);
+      if (more !== -1 && more < end) return false;
+      bounds[2 * n] = tab;
+      bounds[2 * n + 1] = end;
+      if (end === text.length && n < count - 1) return false;
+      start = end + 1;
+    }
+    if (start !== text.length + 1) return false;
+    start = 0;
+    for (let n = 0; n < count; n++) {
+      const tab = bounds[2 * n]!;
+      const end = bounds[2 * n + 1]!;
+      murmur32x2(text, this.seedA, this.seedB, LANES, start, tab);
+      this.#addSnapshotLanes(text, tab + 1, end);
+      start = end + 1;
+    }
+    return true;
+  }
+
+  #addSnapshotLanes(hashText: string, hashStart: number, hashEnd: number): void {
     const a = LANES[0]!;
     const b = LANES[1]!;
     const shard = this.shards[a >>> (32 - SHARD_BITS)]!;
@@ -126,7 +164,8 @@ export class KeyIndex {
     if (shard.state[slot] !== EMPTY) return;
     shard.ensureHash();
     slot = shard.put(slot, a, b, SNAPSHOT);
-    shard.hash![slot] = murmur32(hash, this.seedA);
+    murmur32x2(hashText, this.seedA, this.seedA, LANES, hashStart, hashEnd);
+    shard.hash![slot] = LANES[0]!;
     this.snapshotKeys++;
   }
 
@@ -208,13 +247,26 @@ export function murmur32(s: string, seed: number): number {
 
 const ONE = new Uint32Array(2);
 
-/** murmur32 with two seeds in one pass over the string: `out[0]` with seedA, `out[1]` with seedB. */
-export function murmur32x2(s: string, seedA: number, seedB: number, out: Uint32Array): void {
+/** Scratch for addSnapshotText: each line's tab and end. */
+let BOUNDS = new Int32Array(2 * 10_000);
+
+/**
+ * murmur32 with two seeds in one pass over the string (or its code units [start, end), hashed as that
+ * substring would be): `out[0]` with seedA, `out[1]` with seedB.
+ */
+export function murmur32x2(
+  s: string,
+  seedA: number,
+  seedB: number,
+  out: Uint32Array,
+  start = 0,
+  end = s.length,
+): void {
   let h1 = seedA | 0;
   let h2 = seedB | 0;
-  const n = s.length;
-  const blocks = n & ~1;
-  for (let i = 0; i < blocks; i += 2) {
+  const n = end - start;
+  const blocks = start + (n & ~1);
+  for (let i = start; i < blocks; i += 2) {
     let k = s.charCodeAt(i) | (s.charCodeAt(i + 1) << 16);
     k = Math.imul(k, 0xcc9e2d51);
     k = (k << 15) | (k >>> 17);
@@ -227,7 +279,7 @@ export function murmur32x2(s: string, seedA: number, seedB: number, out: Uint32A
     h2 = (Math.imul(h2, 5) + 0xe6546b64) | 0;
   }
   if (n & 1) {
-    let k = s.charCodeAt(n - 1);
+    let k = s.charCodeAt(end - 1);
     k = Math.imul(k, 0xcc9e2d51);
     k = (k << 15) | (k >>> 17);
     k = Math.imul(k, 0x1b873593);

@@ -241,8 +241,9 @@ class SyncExecution {
       const source = sourceOf(this.source, this.r.source.address);
       const destination = destinationOf(this.destination, this.r.destination.address);
       this.index = new KeyIndex(await store.snapshotSize(name));
-      for await (const page of store.snapshotPages({ mapping: name, pageSize: 10_000 }))
-        for (const [key, hash] of page) this.index.addSnapshot(key, hash);
+      for await (const page of store.snapshotText({ mapping: name, pageSize: 10_000 }))
+        if (!this.index.addSnapshotText(page.text, page.count))
+          for (const [key, hash] of await page.entries()) this.index.addSnapshot(key, hash);
 
       this.loadsInFlight = Math.max(1, destination.concurrentLoads ?? 1);
       const mapper = compileFields(this.r.mapping.fields);

@@ -253,6 +253,27 @@ export function storeContract(name: string, open: () => Promise<RuntimeStore>): 
           expect(page).toEqual([]);
       });
 
+      it('gives the same pages as text, and as entries where a key makes the text ambiguous', async () => {
+        const odd = ["O'Reilly", '"q"', '\\', '', 'Zoë 🎉', 'a\nb', 'tab\there', 'ä', 'A', 'a', 'B'];
+        const rows = Object.fromEntries(odd.map((k, i) => [k, `h${i}`]));
+        await syncAll('m', 'run1', rows);
+        const pages: (readonly (readonly [string, string])[])[] = [];
+        for await (const page of store.snapshotPages({ mapping: 'm', pageSize: 4 })) pages.push(page);
+        const texts: { text: string; count: number; entries: readonly (readonly [string, string])[] }[] = [];
+        for await (const page of store.snapshotText({ mapping: 'm', pageSize: 4 }))
+          texts.push({ text: page.text, count: page.count, entries: await page.entries() });
+        expect(texts.map((t) => t.count)).toEqual([4, 4, 3]);
+        expect(texts.map((t) => t.entries)).toEqual(pages);
+        texts.forEach((t, i) => {
+          // Lines in any order; the text is exact wherever no key holds a tab or a newline.
+          const lines = t.text.split('\n').sort();
+          if (!pages[i]!.some(([k]) => /[\t\n]/.test(k)))
+            expect(lines).toEqual(pages[i]!.map(([k, h]) => `${k}\t${h}`).sort());
+        });
+        for await (const _ of store.snapshotText({ mapping: 'empty', pageSize: 10 }))
+          throw new Error('an empty snapshot has no pages');
+      });
+
       it('pages exactly at page boundaries', async () => {
         await syncAll('m', 'run1', Object.fromEntries(keys(20).map((k) => [k, 'h'])));
         const sizes: number[] = [];

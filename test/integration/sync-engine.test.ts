@@ -207,6 +207,18 @@ describe('sync engine: diff against the last successful load', () => {
     expect(again.extract).toEqual({ total: 1, added: 0, updated: 0, deleted: 0 });
   });
 
+  it('knows keys holding a tab or a newline on the next run, and finds them deleted', async () => {
+    const p = await project([[1, 'a', 'free']]);
+    const insert = p.wh.prepare('insert into people values (?, ?, ?)');
+    insert.run('tab\there', 'b', 'pro');
+    insert.run('new\nline', 'c', 'pro');
+    expect((await p.sync()).load.succeeded).toBe(3);
+    expect((await p.sync()).extract).toEqual({ total: 3, added: 0, updated: 0, deleted: 0 });
+    p.wh.prepare('delete from people where id = ?').run('new\nline');
+    expect((await p.sync()).extract).toEqual({ total: 3, added: 0, updated: 0, deleted: 1 });
+    expect(p.copy()).toEqual(p.model());
+  });
+
   it('a reset sends every record as added and still finds deletions', async () => {
     const p = await project([
       [1, 'ann', 'free'],

@@ -90,4 +90,39 @@ describe('KeyIndex', () => {
     expect(index.unseen).toBe(0);
     for (let i = 0; i < n; i += 997) expect(index.see(`k${i}`).kind).toBe('duplicate');
   });
+
+  it('loads a snapshot page given as text exactly as entry by entry', () => {
+    const entries: [string, string][] = [
+      ['a', 'ha'],
+      ['', 'h-empty'],
+      ['"q"', 'hq'],
+      ['Zoë 🎉', 'hz'],
+      ['["1","x"]', 'hc'],
+    ];
+    const index = new KeyIndex();
+    expect(index.addSnapshotText(entries.map(([k, h]) => `${k}\t${h}`).join('\n'), entries.length)).toBe(
+      true,
+    );
+    expect(index.unseen).toBe(entries.length);
+    for (const [key, hash] of entries) {
+      const seen = index.see(key);
+      expect(seen.kind).toBe('known');
+      if (seen.kind === 'known') {
+        expect(index.sameContent(seen.slot, hash)).toBe(true);
+        expect(index.sameContent(seen.slot, `${hash}x`)).toBe(false);
+      }
+    }
+    expect(index.see('h-empty').kind).toBe('new');
+  });
+
+  it('refuses a page whose text a tab or a newline in a key makes ambiguous, adding nothing', () => {
+    const index = new KeyIndex();
+    expect(index.addSnapshotText('a\tb\tha\nc\thc', 2)).toBe(false); // key "a\tb"
+    expect(index.addSnapshotText('a\nb\tha\nc\thc', 2)).toBe(false); // key "a\nb"
+    expect(index.addSnapshotText('a\tha\nc\thc', 3)).toBe(false); // fewer lines than said
+    expect(index.addSnapshotText('a\tha\nc\thc\n', 2)).toBe(false); // more
+    expect(index.addSnapshotText('a\tha\ncthc', 2)).toBe(false); // a line without a tab
+    expect(index.unseen).toBe(0);
+    expect(index.see('a').kind).toBe('new');
+  });
 });

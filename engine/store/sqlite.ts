@@ -155,7 +155,9 @@ export class SqliteStore implements RuntimeStore {
     const range = this.stmt(
       `SELECT key, hash FROM snapshots WHERE mapping = @mapping AND key > @after AND key <= @last ORDER BY key`,
     ).raw();
-    const whole = this.stmt(`SELECT key, hash FROM snapshots WHERE mapping = @mapping AND key <= @last ORDER BY key`).raw();
+    const whole = this.stmt(
+      `SELECT key, hash FROM snapshots WHERE mapping = @mapping AND key <= @last ORDER BY key`,
+    ).raw();
     const limit = Math.max(1, Math.floor(req.pageSize));
     const mapping = req.mapping;
     let after: string | undefined;

@@ -32,6 +32,9 @@ export async function openPostgresStore(req: { url: string; configDir?: string }
  * and semantics as the SQLite store; every batch operation is one statement whose rows travel as
  * arrays (`unnest`), so a 1,000-key batch is one round trip.
  */
+/** Runs deleted per statement by pruneRuns. */
+const PRUNE_RUNS = 200;
+
 export class PostgresStore implements RuntimeStore {
   readonly kind = 'postgres' as const;
   private readonly pool: pg.Pool;
@@ -91,6 +94,28 @@ export class PostgresStore implements RuntimeStore {
     const { sql, params } = listRunsQuery(filter);
     const res = await this.q<{ body: SyncRun }>(sql, params);
     return res.rows.map((r) => r.body);
+  }
+
+  async pruneRuns(req: { before: string }): Promise<number> {
+    let removed = 0;
+    // A few hundred runs per statement (one transaction each): no long lock on the history.
+    for (;;) {
+      const res = await this.q(
+        `WITH old AS (
+           SELECT id FROM runs r
+            WHERE started_at < $1::timestamptz AND status <> 'in_progress'
+              AND id <> (SELECT id FROM runs n WHERE n.mapping = r.mapping ORDER BY started_at DESC, id DESC LIMIT 1)
+              AND id IS DISTINCT FROM (SELECT id FROM runs s WHERE s.mapping = r.mapping AND s.status = 'success'
+                                        ORDER BY started_at DESC, id DESC LIMIT 1)
+            ORDER BY started_at LIMIT $2),
+         records AS (DELETE FROM run_records WHERE run_id IN (SELECT id FROM old)),
+         chunks AS (DELETE FROM run_record_chunks WHERE run_id IN (SELECT id FROM old))
+         DELETE FROM runs WHERE id IN (SELECT id FROM old)`,
+        [req.before, PRUNE_RUNS],
+      );
+      removed += res.rowCount ?? 0;
+      if ((res.rowCount ?? 0) < PRUNE_RUNS) return removed;
+    }
   }
 
   async listUnfinishedRuns(): Promise<readonly SyncRun[]> {

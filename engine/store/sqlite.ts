@@ -6,6 +6,9 @@ import { encodeChunk, pageChunks, unloaded } from './run-records.js';
 import { SqliteSql, type StoreSql } from './sql.js';
 import type { PendingRecord, RunFilter, RuntimeStore, SnapshotEntry, SnapshotText } from './types.js';
 
+/** Runs deleted per transaction by pruneRuns. */
+const PRUNE_RUNS = 200;
+
 /** Outcome rows per INSERT statement (two parameters each). */
 const OUTCOME_ROWS = 500;
 
@@ -80,6 +83,31 @@ export class SqliteStore implements RuntimeStore {
     const { sql, params } = listRunsQuery(filter);
     const bodies = this.db.prepare(sql).pluck().all(params) as string[];
     return bodies.map((b) => JSON.parse(b) as SyncRun);
+  }
+
+  async pruneRuns(req: { before: string }): Promise<number> {
+    const old = this.stmt(
+      `SELECT id FROM runs r
+        WHERE started_at < @before AND status <> 'in_progress'
+          AND id <> (SELECT id FROM runs n WHERE n.mapping = r.mapping ORDER BY started_at DESC, id DESC LIMIT 1)
+          AND id IS DISTINCT FROM (SELECT id FROM runs s WHERE s.mapping = r.mapping AND s.status = 'success'
+                                    ORDER BY started_at DESC, id DESC LIMIT 1)
+        ORDER BY started_at LIMIT @limit`,
+    ).pluck();
+    const remove = this.db.transaction((ids: string[]) => {
+      const list = JSON.stringify(ids);
+      for (const table of ['run_records', 'run_record_chunks'])
+        this.stmt(`DELETE FROM ${table} WHERE run_id IN (SELECT value FROM json_each(?))`).run(list);
+      this.stmt('DELETE FROM runs WHERE id IN (SELECT value FROM json_each(?))').run(list);
+    });
+    let removed = 0;
+    // A few hundred runs per transaction: other writers wait for one short transaction at a time.
+    for (;;) {
+      const ids = old.all({ before: req.before, limit: PRUNE_RUNS }) as string[];
+      if (ids.length === 0) return removed;
+      remove.immediate(ids);
+      removed += ids.length;
+    }
   }
 
   async listUnfinishedRuns(): Promise<readonly SyncRun[]> {

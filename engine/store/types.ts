@@ -63,6 +63,12 @@ export interface RuntimeStore {
   updateRun(run: SyncRun): Promise<void>;
   getRun(id: string): Promise<SyncRun | undefined>;
   listRuns(filter: RunFilter): Promise<readonly SyncRun[]>;
+  /**
+   * Deletes finished runs started before `before` (ISO-8601) with their records, except each
+   * mapping's newest run and newest successful run (what status, metrics and schedules read).
+   * Returns how many runs went.
+   */
+  pruneRuns(req: { before: string }): Promise<number>;
   /** Runs still `in_progress` (for crash recovery: marked failed/abandoned on start). */
   listUnfinishedRuns(): Promise<readonly SyncRun[]>;
   addRunRecords(runId: string, records: readonly RunRecord[]): Promise<void>;

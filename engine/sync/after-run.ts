@@ -40,4 +40,5 @@ async function loadBuiltIns(): Promise<void> {
   onRunFinished(githubFirstSync);
   onRunFinished((await import('../alerts/subscriber.js')).alertsAfterRun);
   onRunFinished((await import('../status/subscriber.js')).statusSubscriber);
+  onRunFinished((await import('../store/retention.js')).retentionSubscriber);
 }

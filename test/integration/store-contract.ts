@@ -190,6 +190,46 @@ export function storeContract(name: string, open: () => Promise<RuntimeStore>): 
         });
       });
 
+      it("prunes old finished runs with their records, keeping each mapping's newest run and newest success", async () => {
+        const day = (d: number) => `2024-05-${String(d).padStart(2, '0')}T08:00:00.000Z`;
+        const rows: [string, string, SyncRun['status'], number][] = [
+          ['m1', 'm', 'success', 1],
+          ['m2', 'm', 'failed', 2],
+          ['m3', 'm', 'success', 3], // the newest success of m: kept
+          ['m4', 'm', 'failed', 4], // the newest run of m: kept
+          ['m5', 'm', 'failed', 25], // recent
+          ['o1', 'o', 'in_progress', 1], // unfinished: kept
+          ['o2', 'o', 'failed', 2],
+          ['p1', 'p', 'partial_success', 2], // the only run of p
+        ];
+        for (const [id, mapping, status, d] of rows) {
+          await store.insertRun(run(id, { mapping, status, started_at: day(d) }));
+          await store.addRunRecords(id, [
+            { key: `${id}-ok`, change: 'added', status: 'ok', payload: null },
+            {
+              key: `${id}-bad`,
+              change: 'added',
+              status: 'failed',
+              code: 'x',
+              message: 'y',
+              payload: { a: 1 },
+            },
+          ]);
+        }
+        expect(await store.pruneRuns({ before: day(20) })).toBe(3);
+        const left = (await store.listRuns({})).map((r) => r.id).sort();
+        expect(left).toEqual(['m3', 'm5', 'o1', 'o2', 'p1']);
+        for (const id of ['m1', 'm2', 'm4']) {
+          expect(await store.getRun(id)).toBeUndefined();
+          expect(await store.listRunRecords(id, {})).toEqual([]);
+          expect(await store.listRunRecords(id, { status: 'failed' })).toEqual([]);
+        }
+        expect((await store.listRunRecords('m3', {})).map((r) => r.key)).toEqual(['m3-ok', 'm3-bad']);
+        expect(await store.pruneRuns({ before: day(20) })).toBe(0);
+        // What is left is each mapping's newest run or newest success (or unfinished), however old.
+        expect(await store.pruneRuns({ before: day(30) })).toBe(0);
+      });
+
       it('keeps run records in order, filtered by status and paged', async () => {
         await store.insertRun(run('r1'));
         const records: RunRecord[] = [

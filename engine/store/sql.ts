@@ -59,8 +59,11 @@ export class SqliteSql implements StoreSql {
   private readonly statements = new Map<string, Statement>();
   constructor(private readonly db: Database) {}
 
-  /** Waits while a transaction of another task is open. */
-  private async turn(): Promise<void> {
+  /**
+   * Waits while a transaction of another task is open: what the caller then runs synchronously on the
+   * connection (the sync engine's store methods) stays out of it.
+   */
+  async turn(): Promise<void> {
     while (this.open && this.inside.getStore() !== this.open.token) await this.open.done;
   }
 

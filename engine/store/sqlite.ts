@@ -3,7 +3,7 @@ import { BugError } from '../errors.js';
 import type { RunRecord, SyncRun } from '../sync/types.js';
 import { applyMigrations } from './migrations.js';
 import { encodeChunk, pageChunks, unloaded } from './run-records.js';
-import { SqliteSql, type StoreSql } from './sql.js';
+import { SqliteSql } from './sql.js';
 import type { PendingRecord, RunFilter, RuntimeStore, SnapshotEntry, SnapshotText } from './types.js';
 
 /** Runs deleted per transaction by pruneRuns. */
@@ -14,7 +14,9 @@ const OUTCOME_ROWS = 500;
 
 /**
  * The runtime store in one SQLite file. better-sqlite3 is synchronous; the methods stay async
- * so the engine is the same over PostgreSQL. WAL lets the CLI read while a sync writes.
+ * so the engine is the same over PostgreSQL. WAL lets the CLI read while a sync writes. Every method
+ * first waits for a feature transaction another task holds open on this connection (SqliteSql.turn):
+ * otherwise its statements would join that transaction, and vanish if it rolled back.
  *
  * A run's confirmed outcomes (`run_outcomes_N`: each key loaded, with its new hash) live in this
  * connection's temporary schema until the run commits them into the snapshot in key order: nothing is
@@ -23,7 +25,7 @@ const OUTCOME_ROWS = 500;
  */
 export class SqliteStore implements RuntimeStore {
   readonly kind = 'sqlite' as const;
-  readonly sql: StoreSql;
+  readonly sql: SqliteSql;
   private readonly db: Database;
   /** runId → the number of its `temp.run_outcomes_N` table. */
   private readonly stages = new Map<string, number>();
@@ -58,6 +60,7 @@ export class SqliteStore implements RuntimeStore {
   // --- runs -------------------------------------------------------------------------------
 
   async insertRun(run: SyncRun): Promise<void> {
+    await this.sql.turn();
     this.stmt(
       `INSERT INTO runs (id, mapping, model, source, destination, action, status, trigger, started_at, finished_at, body)
        VALUES (@id, @mapping, @model, @source, @destination, @action, @status, @trigger, @started_at, @finished_at, @body)`,
@@ -65,6 +68,7 @@ export class SqliteStore implements RuntimeStore {
   }
 
   async updateRun(run: SyncRun): Promise<void> {
+    await this.sql.turn();
     const { changes } = this.stmt(
       `UPDATE runs SET mapping = @mapping, model = @model, source = @source, destination = @destination,
          action = @action, status = @status, trigger = @trigger, started_at = @started_at,
@@ -75,11 +79,13 @@ export class SqliteStore implements RuntimeStore {
   }
 
   async getRun(id: string): Promise<SyncRun | undefined> {
+    await this.sql.turn();
     const body = this.stmt('SELECT body FROM runs WHERE id = ?').pluck().get(id) as string | undefined;
     return body === undefined ? undefined : (JSON.parse(body) as SyncRun);
   }
 
   async listRuns(filter: RunFilter): Promise<readonly SyncRun[]> {
+    await this.sql.turn();
     const { sql, params } = listRunsQuery(filter);
     const bodies = this.db.prepare(sql).pluck().all(params) as string[];
     return bodies.map((b) => JSON.parse(b) as SyncRun);
@@ -103,6 +109,9 @@ export class SqliteStore implements RuntimeStore {
     let removed = 0;
     // A few hundred runs per transaction: other writers wait for one short transaction at a time.
     for (;;) {
+      // Between transactions the event loop runs (the agent's leases and API must not wait on a long prune).
+      await new Promise((resolve) => setImmediate(resolve));
+      await this.sql.turn();
       const ids = old.all({ before: req.before, limit: PRUNE_RUNS }) as string[];
       if (ids.length === 0) return removed;
       remove.immediate(ids);
@@ -111,6 +120,7 @@ export class SqliteStore implements RuntimeStore {
   }
 
   async listUnfinishedRuns(): Promise<readonly SyncRun[]> {
+    await this.sql.turn();
     const bodies = this.stmt(`SELECT body FROM runs WHERE status = 'in_progress' ORDER BY started_at, id`)
       .pluck()
       .all() as string[];
@@ -118,6 +128,7 @@ export class SqliteStore implements RuntimeStore {
   }
 
   async addRunRecords(runId: string, records: readonly RunRecord[]): Promise<void> {
+    await this.sql.turn();
     if (records.length === 0) return;
     const insert = this.stmt(
       `INSERT INTO run_records (run_id, key, change, status, code, message, payload)
@@ -139,6 +150,7 @@ export class SqliteStore implements RuntimeStore {
     runId: string,
     req: { status?: RunRecord['status']; limit?: number; offset?: number },
   ): Promise<readonly RunRecord[]> {
+    await this.sql.turn();
     const chunks = this.stmt('SELECT seq, count FROM run_record_chunks WHERE run_id = ? ORDER BY seq').all(
       runId,
     ) as { seq: number; count: number }[];
@@ -164,6 +176,7 @@ export class SqliteStore implements RuntimeStore {
     const limit = Math.max(1, Math.floor(req.pageSize));
     let after: string | undefined;
     for (;;) {
+      await this.sql.turn();
       const page = (
         after === undefined
           ? first.all({ mapping: req.mapping, limit })
@@ -190,6 +203,7 @@ export class SqliteStore implements RuntimeStore {
     const mapping = req.mapping;
     let after: string | undefined;
     for (;;) {
+      await this.sql.turn();
       const [text, count, last] = (
         after === undefined ? first.get({ mapping, limit }) : next.get({ mapping, limit, after })
       ) as [string | null, number, string | null];
@@ -198,11 +212,12 @@ export class SqliteStore implements RuntimeStore {
       yield {
         text,
         count,
-        entries: async () =>
-          (from === undefined ? whole.all({ mapping, last }) : range.all({ mapping, after: from, last })) as [
-            string,
-            string,
-          ][],
+        entries: async () => {
+          await this.sql.turn();
+          return (
+            from === undefined ? whole.all({ mapping, last }) : range.all({ mapping, after: from, last })
+          ) as [string, string][];
+        },
       };
       if (count < limit) return;
       after = last;
@@ -213,6 +228,7 @@ export class SqliteStore implements RuntimeStore {
     runId: string;
     outcomes: readonly { key: string; hash: string | null }[];
   }): Promise<void> {
+    await this.sql.turn();
     if (req.outcomes.length === 0) return;
     const table = this.outcomeTable(req.runId);
     const all = req.outcomes;
@@ -230,6 +246,7 @@ export class SqliteStore implements RuntimeStore {
   }
 
   async commitSnapshot(req: { mapping: string; runId: string }): Promise<void> {
+    await this.sql.turn();
     const stage = this.stages.get(req.runId);
     if (stage === undefined) return;
     const table = `temp.run_outcomes_${stage}`;
@@ -254,20 +271,24 @@ export class SqliteStore implements RuntimeStore {
   }
 
   async discardStage(req: { runId: string }): Promise<void> {
+    await this.sql.turn();
     this.dropStage(req.runId);
   }
 
   async resetSnapshot(mapping: string): Promise<void> {
+    await this.sql.turn();
     this.stmt('DELETE FROM snapshots WHERE mapping = ?').run(mapping);
   }
 
   async snapshotSize(mapping: string): Promise<number> {
+    await this.sql.turn();
     return this.stmt('SELECT count(*) FROM snapshots WHERE mapping = ?').pluck().get(mapping) as number;
   }
 
   // --- pending failed records ---------------------------------------------------------------
 
   async getPending(mapping: string, keys: readonly string[]): Promise<ReadonlyMap<string, PendingRecord>> {
+    await this.sql.turn();
     const found = new Map<string, PendingRecord>();
     if (keys.length === 0) return found;
     const rows = this.stmt(
@@ -282,6 +303,7 @@ export class SqliteStore implements RuntimeStore {
     mapping: string,
     records: readonly Omit<PendingRecord, 'firstFailedAt' | 'attempts'>[],
   ): Promise<void> {
+    await this.sql.turn();
     // Same content failing again: one more attempt in the same window. Changed content (another
     // hash) is a new failure: its retry window restarts.
     const upsert = this.stmt(
@@ -312,6 +334,7 @@ export class SqliteStore implements RuntimeStore {
   }
 
   async clearPending(mapping: string, keys: readonly string[]): Promise<void> {
+    await this.sql.turn();
     if (keys.length === 0) return;
     this.stmt('DELETE FROM pending WHERE mapping = ? AND key IN (SELECT value FROM json_each(?))').run(
       mapping,
@@ -320,10 +343,12 @@ export class SqliteStore implements RuntimeStore {
   }
 
   async countPending(mapping: string): Promise<number> {
+    await this.sql.turn();
     return this.stmt('SELECT count(*) FROM pending WHERE mapping = ?').pluck().get(mapping) as number;
   }
 
   async pendingKeys(mapping: string): Promise<readonly string[]> {
+    await this.sql.turn();
     return this.stmt('SELECT key FROM pending WHERE mapping = ? ORDER BY key')
       .pluck()
       .all(mapping) as string[];
@@ -332,10 +357,12 @@ export class SqliteStore implements RuntimeStore {
   // --- small facts ---------------------------------------------------------------------------
 
   async getMeta(key: string): Promise<string | undefined> {
+    await this.sql.turn();
     return this.stmt('SELECT value FROM meta WHERE key = ?').pluck().get(key) as string | undefined;
   }
 
   async setMeta(key: string, value: string | null): Promise<void> {
+    await this.sql.turn();
     if (value === null) this.stmt('DELETE FROM meta WHERE key = ?').run(key);
     else
       this.stmt(

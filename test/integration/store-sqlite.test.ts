@@ -51,6 +51,55 @@ describe('openStore', () => {
     expect((e as Error).message).toContain(bogus);
   });
 
+  it("keeps a sync's writes out of a feature transaction open on the same connection", async () => {
+    const store = await openStore({ url: 'sqlite:store.db', configDir: freshDir() });
+    try {
+      let entered!: () => void;
+      const inside = new Promise<void>((r) => {
+        entered = r;
+      });
+      let letGo!: () => void;
+      const held = new Promise<void>((r) => {
+        letGo = r;
+      });
+      // A feature transaction (a segment flush, an alert) that awaits, then rolls back.
+      const feature = store.sql.transaction(async (tx) => {
+        await tx.run(`INSERT INTO meta (key, value) VALUES ('feature', 'x')`);
+        entered();
+        await held;
+        throw new Error('rolled back');
+      });
+      await inside;
+      // Meanwhile the sync engine writes: it waits for that transaction instead of joining it.
+      const writes = Promise.all([
+        store.setMeta('sync', 'kept'),
+        store.addOutcomes({ runId: 'r1', outcomes: [{ key: 'k', hash: 'h' }] }),
+        store.insertRun(
+          emptyRun({
+            id: 'r1',
+            mapping: 'm',
+            model: 'mo',
+            source: 's',
+            destination: 'd',
+            action: 'upsert',
+            trigger: 'manual',
+            started_at: '2024-05-01T00:00:00.000Z',
+          }),
+        ),
+      ]);
+      letGo();
+      await expect(feature).rejects.toThrow('rolled back');
+      await writes;
+      await store.commitSnapshot({ mapping: 'm', runId: 'r1' });
+      expect(await store.getMeta('feature')).toBeUndefined();
+      expect(await store.getMeta('sync')).toBe('kept');
+      expect(await store.getRun('r1')).toBeDefined();
+      expect(await store.snapshotSize('m')).toBe(1);
+    } finally {
+      await store.close();
+    }
+  });
+
   it('lets a second connection read while a sync writes (WAL)', async () => {
     const dir = freshDir();
     const writer = await openStore({ url: 'sqlite:store.db', configDir: dir });

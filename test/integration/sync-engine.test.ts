@@ -52,6 +52,18 @@ interface Project {
   model(): Record<string, string>;
 }
 
+/** Writes `yaml` as the project's config in `dir`, applies it, and opens its runtime store. */
+async function applied(dir: string, yaml: string): Promise<{ state: StateDocument; store: RuntimeStore }> {
+  await writeFile(join(dir, 'main.yaml'), yaml);
+  const loaded = await readConfig(dir);
+  if (!loaded.config) throw new Error(loaded.diagnostics.map((d) => d.summary).join('\n'));
+  const { state } = await applyPlan({
+    plan: plan({ config: loaded.config, state: null }),
+    backend: new LocalStateBackend(join(dir, 'state.json')),
+  });
+  return { state, store: await openStore({ url: 'sqlite:store.db', configDir: dir }) };
+}
+
 const open: Project[] = [];
 afterEach(async () => {
   for (const p of open.splice(0)) {
@@ -67,13 +79,6 @@ async function project(
   batchSize = 2,
 ): Promise<Project> {
   const dir = await mkdtemp(join(tmpdir(), 'backflow-engine-'));
-  await writeFile(
-    join(dir, 'main.yaml'),
-    config(batchSize).replace(
-      '    fields: { id: id, name: name, plan: plan }',
-      `    fields: { id: id, name: name, plan: plan }${mappingExtra}`,
-    ),
-  );
   const wh = new Database(join(dir, 'wh.db'));
   wh.exec('create table people (id integer, name text, plan text)');
   const insert = wh.prepare('insert into people values (?, ?, ?)');
@@ -86,13 +91,13 @@ async function project(
     create trigger no_banned_upd before update on people_copy when new.plan = 'banned'
       begin select raise(abort, 'plan banned is refused'); end;
   `);
-  const loaded = await readConfig(dir);
-  if (!loaded.config) throw new Error(loaded.diagnostics.map((d) => d.summary).join('\n'));
-  const { state } = await applyPlan({
-    plan: plan({ config: loaded.config, state: null }),
-    backend: new LocalStateBackend(join(dir, 'state.json')),
-  });
-  const store = await openStore({ url: 'sqlite:store.db', configDir: dir });
+  const { state, store } = await applied(
+    dir,
+    config(batchSize).replace(
+      '    fields: { id: id, name: name, plan: plan }',
+      `    fields: { id: id, name: name, plan: plan }${mappingExtra}`,
+    ),
+  );
   const p: Project = {
     wh,
     dest,
@@ -352,8 +357,8 @@ describe.skipIf(!serverUrl('postgres'))(
         INSERT INTO people SELECT g, 'p' || g, jsonb_build_object('n', g, 'price', 1.50, 'big', 12345678901234567890.0, 'tags', jsonb_build_array('a', E'tab\\there'))
           FROM generate_series(1, 5000) g;
         CREATE TABLE people_copy (id bigint PRIMARY KEY, name text CHECK (name <> 'refused'), traits jsonb);`);
-        await writeFile(
-          join(dir, 'main.yaml'),
+        const { state, store } = await applied(
+          dir,
           `
 sources:
   wh: { type: postgres, url: "${url}" }
@@ -372,12 +377,6 @@ mappings:
     fields: { id: id, name: name, traits: traits }
 `,
         );
-        const loaded = await readConfig(dir);
-        const { state } = await applyPlan({
-          plan: plan({ config: loaded.config!, state: null }),
-          backend: new LocalStateBackend(join(dir, 'state.json')),
-        });
-        const store = await openStore({ url: 'sqlite:store.db', configDir: dir });
         const sync = () =>
           runSync({ mapping: 'people_copy', state, configDir: dir, store, trigger: 'manual' });
         const same = async () => {
@@ -432,8 +431,8 @@ mappings:
           .split(', ')
           .map((c) => `${c}: ${c}`)
           .join(', ');
-        await writeFile(
-          join(dir, 'main.yaml'),
+        const { state, store } = await applied(
+          dir,
           `
 sources:
   wh: { type: postgres, url: "${url}" }
@@ -460,12 +459,6 @@ mappings:
     fields: { id: id, ts: ts, doc: doc, big: big }
 `,
         );
-        const loaded = await readConfig(dir);
-        const { state } = await applyPlan({
-          plan: plan({ config: loaded.config!, state: null }),
-          backend: new LocalStateBackend(join(dir, 'state.json')),
-        });
-        const store = await openStore({ url: 'sqlite:store.db', configDir: dir });
         const sync = (mapping: string) =>
           runSync({ mapping, state, configDir: dir, store, trigger: 'manual' });
         const digest = async (from: string) =>

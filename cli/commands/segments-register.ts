@@ -2,6 +2,7 @@ import type { Command } from 'commander';
 import type { CommandKit } from '../runtime-commands.js';
 import {
   segmentsClearCommand,
+  segmentsDiscardCommand,
   segmentsFlushCommand,
   segmentsProfilesCommand,
   segmentsQueueCommand,
@@ -91,6 +92,24 @@ export function registerSegmentCommands(program: Command, { dir, run, io }: Comm
     .action(
       run(async (integration: string, o: { since?: string; until?: string; json?: boolean }) =>
         segmentsStatsCommand(io(), { dir: dir(), integration, ...o }),
+      ),
+    );
+
+  segments
+    .command('discard <integration>')
+    .description(
+      'give up on the failed batch at the head of a queue (its query keeps failing): the queue goes on without it',
+    )
+    .requiredOption('--segment <segment>', 'the queue: this segment of the integration')
+    .option(
+      '--out <file>',
+      "write the batch's profiles to this new JSON Lines file, to queue them again later",
+    )
+    .option('--drop', "let the batch's profiles go without keeping them")
+    .option('--json', 'print the result as JSON')
+    .action(
+      run(async (integration: string, o: { segment: string; out?: string; drop?: boolean; json?: boolean }) =>
+        segmentsDiscardCommand(io(), { dir: dir(), integration, ...o }),
       ),
     );
 

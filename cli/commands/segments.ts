@@ -1,6 +1,8 @@
 /** `backflow segments …`: events into segment queues, flushing them without the agent, statistics. */
+import { access, open, rename, unlink } from 'node:fs/promises';
 import { basename } from 'node:path';
 import { errorMessage, UserError } from '../../engine/errors.js';
+import { discardFailedBatch } from '../../engine/segments/discard.js';
 import { managedSegment } from '../../engine/segments/events.js';
 import {
   type EnqueueResult,
@@ -15,6 +17,7 @@ import {
 } from '../../engine/segments/index.js';
 import { type ProfileFileFormat, readProfiles } from '../../engine/segments/profile-files.js';
 import { profileKey } from '../../engine/segments/profiles.js';
+import { queueSummaries } from '../../engine/segments/queue.js';
 import { resolveIntegration, resolveSegment } from '../../engine/segments/resolve.js';
 import type { Profile } from '../../engine/segments/types.js';
 import { parseTime } from '../../engine/sync/overview.js';
@@ -219,6 +222,82 @@ export async function segmentsStatsCommand(
     else print(io, renderStats(stats, io.style));
     return 0;
   });
+}
+
+/** `segments discard INTEGRATION --segment S (--out FILE | --drop)`: give up on a failed head batch. */
+export async function segmentsDiscardCommand(
+  io: IO,
+  opts: { dir: string; integration: string; segment: string; out?: string; drop?: boolean; json?: boolean },
+): Promise<number> {
+  if (opts.out !== undefined && opts.drop)
+    throw new UserError('--out and --drop exclude each other', {
+      hint: '--out FILE keeps the profiles to queue them again; --drop lets them go',
+    });
+  return withRuntime(io, opts.dir, async ({ state, store }) => {
+    // A queue outlives its integration or segment (a removal's own events): names not applied are
+    // accepted when such a queue exists; otherwise they are a typo, told with a suggestion.
+    const applied = (address: string) => state?.resources.some((r) => r.address === address) ?? false;
+    if (!applied(`segment_integration.${opts.integration}`) || !applied(`segment.${opts.segment}`)) {
+      const queues = await queueSummaries(store.sql, opts.integration);
+      if (!queues.some((q) => q.segment === opts.segment)) {
+        resolveIntegration(state, opts.integration);
+        resolveSegment(state, opts.segment);
+      }
+    }
+    const r = await discardFailedBatch({
+      store,
+      integration: opts.integration,
+      segment: opts.segment,
+      keep: async (profiles) => {
+        if (profiles.length === 0) return;
+        if (opts.out === undefined) {
+          if (opts.drop) return;
+          throw new UserError(
+            `the failed batch of ${opts.integration}/${opts.segment} holds ${profiles.length} profile${profiles.length === 1 ? '' : 's'}: say where to keep them`,
+            { hint: 'add --out FILE (JSON Lines, for `segments add|remove --file` once fixed), or --drop' },
+          );
+        }
+        await writeNewFile(opts.out, profiles.map((p) => `${JSON.stringify(p)}\n`).join(''));
+      },
+    });
+    if (opts.json) printJson(io, { ...r, ...(opts.out && r.profiles ? { saved_to: opts.out } : {}) });
+    else {
+      const what = r.profiles ? `${r.profiles} profile${r.profiles === 1 ? '' : 's'}` : 'its event';
+      print(
+        io,
+        `Discarded the ${r.kind} batch at the head of ${r.integration}/${r.segment} (${what}, ${r.attempts} failed attempt${r.attempts === 1 ? '' : 's'}; last error: ${r.last_error}).`,
+      );
+      if (opts.out && r.profiles)
+        print(
+          io,
+          `Its profiles are in ${opts.out}: once the cause is fixed, \`backflow segments ${r.kind} ${r.segment} --file ${opts.out}\` queues them again.`,
+        );
+    }
+    return 0;
+  });
+}
+
+/** Writes `text` to a file that must not exist yet, whole or not at all (temp file, fsync, rename). */
+async function writeNewFile(path: string, text: string): Promise<void> {
+  if (
+    await access(path).then(
+      () => true,
+      () => false,
+    )
+  )
+    throw new UserError(`${path} already exists`, { hint: 'choose another --out file' });
+  const tmp = `${path}.${process.pid}.tmp`;
+  const fh = await open(tmp, 'wx');
+  try {
+    await fh.writeFile(text);
+    await fh.sync();
+    await fh.close();
+    await rename(tmp, path);
+  } catch (e) {
+    await fh.close().catch(() => undefined);
+    await unlink(tmp).catch(() => undefined);
+    throw e;
+  }
 }
 
 /** `segments queue`: what waits, per integration and segment. */

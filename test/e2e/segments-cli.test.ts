@@ -2,7 +2,7 @@
  * `backflow segments …` as a user runs it (the built CLI; `npm run build` first), on SQLite files:
  * apply, add and remove profiles from JSONL and CSV files, flush, a failing query, stats, queue.
  */
-import { mkdtemp, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import BetterSqlite3 from 'better-sqlite3';
@@ -167,5 +167,48 @@ describe('backflow segments', () => {
     const stats = await run('segments', 'stats', 'nope');
     expect(stats.code).toBe(1);
     expect(stats.stderr).toContain('segment integration nope is not in the applied state');
+  });
+
+  it('discards a batch whose query keeps failing, keeps its profiles, and the queue goes on', async () => {
+    // A profile the target refuses fails its whole batch on every attempt.
+    crm.exec(`CREATE TRIGGER no_bad BEFORE INSERT ON mysegment WHEN new.clientId = 'bad'
+              BEGIN SELECT raise(abort, 'bad profile'); END;`);
+    await writeFile(join(dir, 'poison.jsonl'), '{"CustomID": "bad"}\n{"CustomID": "c-5"}\n');
+    expect((await run('segments', 'add', 'vip', '--file', 'poison.jsonl')).code).toBe(0);
+    expect((await run('segments', 'flush', '--all')).code).toBe(1);
+    await writeFile(join(dir, 'later.jsonl'), '{"CustomID": "c-6"}\n');
+    expect((await run('segments', 'add', 'vip', '--file', 'later.jsonl')).code).toBe(0);
+    // The later profile waits behind the failing batch.
+    expect((await run('segments', 'flush', '--all')).code).toBe(1);
+    expect(members().map((m) => (m as { clientId: string }).clientId)).not.toContain('c-6');
+
+    const refused = await run('segments', 'discard', 'out', '--segment', 'vip');
+    expect(refused.code).toBe(1);
+    expect(refused.stderr).toContain('the failed batch of out/vip holds 2 profiles: say where to keep them');
+    const discarded = await run('segments', 'discard', 'out', '--segment', 'vip', '--out', 'kept.jsonl');
+    expect(discarded.code, discarded.stderr).toBe(0);
+    expect(discarded.stdout).toMatch(
+      /Discarded the add batch at the head of out\/vip \(2 profiles, 2 failed attempts; last error: .*bad profile\)/,
+    );
+    expect(discarded.stdout).toContain('`backflow segments add vip --file kept.jsonl` queues them again');
+    const kept = (await readFile(join(dir, 'kept.jsonl'), 'utf8')).trim().split('\n');
+    expect(kept.map((l) => JSON.parse(l).CustomID)).toEqual(['bad', 'c-5']);
+
+    // The queue goes on without it, and the stats say what was discarded and why.
+    expect((await run('segments', 'flush', '--all')).code).toBe(0);
+    expect(members().map((m) => (m as { clientId: string }).clientId)).toContain('c-6');
+    const stats = JSON.parse((await run('segments', 'stats', 'out', '--since', '1h', '--json')).stdout);
+    expect(
+      stats.errors.some((e: { message: string }) =>
+        e.message.startsWith('discarded after 2 failed attempts (last error: '),
+      ),
+    ).toBe(true);
+
+    const none = await run('segments', 'discard', 'out', '--segment', 'vip', '--drop');
+    expect(none.code).toBe(1);
+    expect(none.stderr).toContain('the queue out/vip has no failed batch at its head: nothing to discard');
+    const again = await run('segments', 'discard', 'out', '--segment', 'vip', '--out', 'kept.jsonl');
+    expect(again.code).toBe(1);
+    crm.exec('DROP TRIGGER no_bad');
   });
 });

@@ -8,6 +8,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { listNotifications } from '../../engine/alerts/in-app.js';
 import { UserError } from '../../engine/errors.js';
 import { markDelivered } from '../../engine/segments/batches.js';
+import { discardFailedBatch } from '../../engine/segments/discard.js';
 import {
   enqueueClear,
   enqueueProfiles,
@@ -18,6 +19,7 @@ import {
 } from '../../engine/segments/index.js';
 import { formBatch } from '../../engine/segments/next-batch.js';
 import { findIntegration } from '../../engine/segments/resolve.js';
+import type { Profile } from '../../engine/segments/types.js';
 import type { StateDocument } from '../../engine/state/types.js';
 import type { RuntimeStore } from '../../engine/store/types.js';
 import { serverUrl } from '../harness/databases.js';
@@ -370,6 +372,47 @@ describe.each(kinds)('segment queue on the %s store', (kind) => {
     expect(stats.errors[0]!.message).toMatch(/no such table: mysegment/);
     const window = await segmentStats({ store, integration: 'out', since: at(12_000), until: at(20_000) });
     expect([window.successful_queries, window.failed_queries]).toEqual([0, 1]);
+  });
+
+  it('discards a failed head batch on request, handing its profiles over first; the queue goes on', async () => {
+    crm.exec('DROP TABLE mysegment');
+    await flush(T0, { all: true });
+    await add(['a', 'b']);
+    expect((await flush(at(10_000))).failed).toBe(1);
+    await remove(['z'], at(11_000));
+    const discard = (keep: (profiles: readonly Profile[]) => Promise<void> = async () => undefined) =>
+      discardFailedBatch({ store, integration: 'out', segment: 'vip', keep, now: at(12_000) });
+
+    // When keeping the profiles fails, nothing changes.
+    await expect(discard(async () => Promise.reject(new Error('disk full')))).rejects.toThrow('disk full');
+    expect(await queueDepth({ store })).toMatchObject([{ events: 3, in_flight: 2, attempts: 1 }]);
+
+    let kept: unknown[] = [];
+    const r = await discard(async (profiles) => {
+      kept = [...profiles];
+    });
+    expect(r).toMatchObject({ integration: 'out', segment: 'vip', kind: 'add', profiles: 2, attempts: 1 });
+    expect(r.last_error).toMatch(/no such table: mysegment/);
+    expect(kept).toEqual([
+      { CustomID: 'a', Email: 'a@x' },
+      { CustomID: 'b', Email: 'b@x' },
+    ]);
+    expect(await queueDepth({ store })).toMatchObject([
+      { events: 1, profiles: 1, in_flight: 0, attempts: 0 },
+    ]);
+    await expect(discard()).rejects.toThrow('the queue out/vip has no failed batch at its head');
+
+    crm.exec('CREATE TABLE mysegment (seg INTEGER, id TEXT, email TEXT, PRIMARY KEY (seg, id))');
+    const next = await flush(at(30_000), { all: true });
+    expect(next.batches.map((b) => [b.kind, b.status])).toEqual([['remove', 'ok']]);
+    const stats = await segmentStats({ store, integration: 'out', since: T0, until: at(60_000) });
+    expect(stats.errors.map((e) => [e.time, e.kind, e.attempt])).toEqual([
+      [at(10_000).toISOString(), 'add', 1],
+      [at(12_000).toISOString(), 'add', 1],
+    ]);
+    expect(stats.errors[1]!.message).toMatch(
+      /^discarded after 1 failed attempt \(last error: .*no such table/,
+    );
   });
 
   it('backs off 5 s, 10 s, 20 s, 40 s, then 10 min, alerting once at the fifth attempt', async () => {

@@ -214,3 +214,13 @@ export function murmur3x86_128(bytes: Uint8Array, start = 0, end: number = bytes
   }
   return out;
 }
+
+/** Where fingerprintText encodes a text to hash it (one at a time, synchronously). */
+const SCRATCH = Buffer.allocUnsafe(64 * 1024);
+
+/** The fingerprint of a text's UTF-8 bytes (encoded once into a shared scratch buffer). */
+export function fingerprintText(text: string): string {
+  // UTF-8 takes at most 3 bytes per UTF-16 code unit: a text that might not fit gets its own buffer.
+  if (text.length * 3 > SCRATCH.length) return fingerprint(Buffer.from(text, 'utf8'));
+  return fingerprint(SCRATCH, 0, SCRATCH.write(text, 0, 'utf8'));
+}

@@ -350,6 +350,9 @@ class SyncExecution {
    * decoded now, so a pending record does not keep its whole batch in memory.
    */
   private async diffRaw(raw: RawRows, mapper: Mapper, text: SourceTextMapping | undefined): Promise<void> {
+    const candidates: Candidate[] = [];
+    const asText = text?.covers(raw) ? raw : undefined;
+    // Changed rows, when they may go as text: that depends on how many of the batch changed.
     const changed: { i: number; at: { key: string; seen: Seen }; hash: string }[] = [];
     for (let i = 0; i < raw.length; i++) {
       const at = this.see(raw.pick(i, this.keyColumns), () => raw.row(i));
@@ -357,14 +360,18 @@ class SyncExecution {
       const hash = raw.fingerprint(i);
       const unchanged =
         !this.fullResync && at.seen.kind === 'known' && this.index.sameContent(at.seen.slot, hash);
-      if (!unchanged) changed.push({ i, at, hash });
+      if (unchanged) continue;
+      if (asText) {
+        changed.push({ i, at, hash });
+        continue;
+      }
+      const fields = this.map(raw.row(i), mapper, at);
+      if (fields !== undefined) this.push(candidates, at, fields, hash);
     }
-    const candidates: Candidate[] = [];
-    const asText = text && changed.length * 2 >= raw.length && text.covers(raw) ? raw : undefined;
+    const dense = changed.length * 2 >= raw.length;
     for (const { i, at, hash } of changed) {
-      const fields = asText ? new RawRecordRow(asText, i, text!) : this.map(raw.row(i), mapper, at);
-      if (fields === undefined) continue;
-      this.push(candidates, at, fields, hash);
+      const fields = dense ? new RawRecordRow(asText!, i, text!) : this.map(raw.row(i), mapper, at);
+      if (fields !== undefined) this.push(candidates, at, fields, hash);
     }
     await this.select(candidates);
     await this.flush(false);

@@ -1,5 +1,5 @@
 import type pg from 'pg';
-import { fingerprint } from '../fingerprint.js';
+import { fingerprint, fingerprintText } from '../fingerprint.js';
 import type { RawRows, RawText, Row } from '../sdk.js';
 
 /**
@@ -401,7 +401,7 @@ export class CopyTextRows implements RawRows, RawText {
 
 /**
  * Rows as text values (a FETCH with every parser replaced by the identity, rowMode `array`). The
- * fingerprint hashes the COPY line of the values, encoded once into a shared scratch buffer.
+ * fingerprint hashes the COPY line of the values.
  */
 export class TextValueRows implements RawRows, RawText {
   readonly format = COPY_FORMAT;
@@ -436,10 +436,7 @@ export class TextValueRows implements RawRows, RawText {
   }
 
   fingerprint(i: number): string {
-    const line = copyLine(this.values(i));
-    // UTF-8 takes at most 3 bytes per UTF-16 code unit: a line that might not fit gets its own buffer.
-    if (line.length * 3 > SCRATCH.length) return fingerprint(Buffer.from(line, 'utf8'));
-    return fingerprint(SCRATCH, 0, SCRATCH.write(line, 0, 'utf8'));
+    return fingerprintText(copyLine(this.values(i)));
   }
 
   pick(i: number, columns: readonly string[]): Row {
@@ -467,9 +464,6 @@ export class TextValueRows implements RawRows, RawText {
     return row;
   }
 }
-
-/** Where TextValueRows encodes a row's line to hash it (one row at a time, synchronously). */
-const SCRATCH = Buffer.allocUnsafe(64 * 1024);
 
 // --- splitting the stream ---------------------------------------------------------------------
 

@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { manifests } from '../../providers/manifests.js';
-import type { LoadRecord, Row, Session } from '../../providers/sdk.js';
+import type { LoadRecord, RawRows, Row, Session } from '../../providers/sdk.js';
 import { ProviderError, UserError } from '../../providers/sdk.js';
 import { dialect } from '../../providers/sqlite/dialect.js';
 import { provider } from '../../providers/sqlite/index.js';
@@ -155,6 +155,56 @@ describe('source', () => {
       message: expect.stringContaining('returns no rows'),
     });
     expect(await collect(session, 'SELECT count(*) AS n FROM t')).toEqual([[{ n: 3 }]]);
+  });
+
+  it('streams raw rows that decode exactly as stream does, each fingerprint telling values and types apart', async () => {
+    const sql = `SELECT * FROM t ORDER BY id`;
+    const [expected] = await collect(session, sql);
+    const raw: RawRows[] = [];
+    for await (const b of session.source!.streamRaw!({ sql, batchSize: 2 })) raw.push(b);
+    expect(raw.map((b) => b.length)).toEqual([2, 1]);
+    const rows = raw.flatMap((b) => Array.from({ length: b.length }, (_, i) => b.row(i)));
+    expect(rows).toEqual(expected);
+    expect(rows.map((r) => Object.keys(r))).toEqual(expected!.map((r) => Object.keys(r)));
+    expect(raw[0]!.pick(1, ['big', 'nope', 'id'])).toEqual({ big: '-9223372036854775808', id: 2 });
+    // The same row text, the same fingerprint; each value and storage class, its own.
+    const fp = async (q: string) => {
+      const out: string[] = [];
+      for await (const b of session.source!.streamRaw!({ sql: q, batchSize: 100 }))
+        for (let i = 0; i < b.length; i++) out.push(b.fingerprint(i));
+      return out;
+    };
+    expect(await fp(sql)).toEqual(await fp(sql));
+    const values = `SELECT v FROM (SELECT NULL AS v UNION ALL SELECT 'N' UNION ALL SELECT '' UNION ALL SELECT 1
+      UNION ALL SELECT '1' UNION ALL SELECT 1.0 UNION ALL SELECT 'r1' UNION ALL SELECT x'01' UNION ALL SELECT 'x01'
+      UNION ALL SELECT 'a' || char(9) || 'b' UNION ALL SELECT '"a"' UNION ALL SELECT 9223372036854775807)`;
+    expect(new Set(await fp(values)).size).toBe(12);
+    // Two columns are not one with a tab in it.
+    const [two] = await fp(`SELECT 'a' AS x, 'b' AS y`);
+    const [one] = await fp(`SELECT 'a' || char(9) || 'b' AS x`);
+    expect(two).not.toBe(one);
+  });
+
+  it('keeps the later of two columns with the same name in raw rows, as stream does', async () => {
+    const sql = `SELECT 1 AS a, 'x' AS b, 2 AS a`;
+    const [expected] = await collect(session, sql);
+    for await (const b of session.source!.streamRaw!({ sql, batchSize: 10 })) {
+      expect(b.row(0)).toEqual(expected![0]);
+      expect(Object.keys(b.row(0))).toEqual(Object.keys(expected![0]!));
+      expect(b.pick(0, ['a'])).toEqual({ a: expected![0]!.a });
+    }
+  });
+
+  it('reports a failing query in streamRaw as stream does', async () => {
+    const e = await failure(
+      (async () => {
+        for await (const _ of session.source!.streamRaw!({
+          sql: 'SELECT abs(big) FROM t ORDER BY id',
+          batchSize: 1,
+        }));
+      })(),
+    );
+    expect(e).toMatchObject({ code: 'query_failed', message: expect.stringContaining('integer overflow') });
   });
 
   it('reports an error raised while stepping through rows', async () => {

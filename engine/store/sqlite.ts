@@ -42,7 +42,7 @@ export class SqliteStore implements RuntimeStore {
     this.db.pragma('synchronous = NORMAL');
     // Bounded page caches, filled only as used: the snapshot is read and written in key order, so a
     // larger cache buys little; the outcomes of a run spill to their temp file beyond 8 MB.
-    this.db.pragma('cache_size = -32768');
+    this.db.pragma('cache_size = -16384');
     this.db.pragma('temp_store = FILE');
     // The temp schema holds only a run's outcomes, appended then read once in order: 8 MB is plenty.
     this.db.pragma('temp.cache_size = -8192');

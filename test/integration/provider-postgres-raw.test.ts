@@ -14,6 +14,7 @@ import {
 } from '../../providers/postgres/copy-out.js';
 import { provider } from '../../providers/postgres/index.js';
 import type { RawRows, Row, Session } from '../../providers/sdk.js';
+import { MemoryGrowth } from '../fixtures/memory.js';
 import { AWKWARD_TABLE_SQL } from '../fixtures/postgres-awkward.js';
 import { rejection } from '../fixtures/provider-errors.js';
 import { freshDatabase, serverUrl } from '../harness/databases.js';
@@ -430,12 +431,7 @@ describe.skipIf(!base)('postgres source: streamRaw', () => {
   it('keeps memory flat while reading a large result', async () => {
     for (const [, session] of paths()) {
       let count = 0;
-      let peak = 0;
-      const mem = () => {
-        const m = process.memoryUsage();
-        return m.heapUsed + m.arrayBuffers;
-      };
-      const before = mem();
+      const growth = new MemoryGrowth();
       for await (const b of session.source!.streamRaw!({
         sql: "SELECT g AS id, repeat('x', 200) AS pad FROM generate_series(1, 300000) g",
         batchSize: 2000,
@@ -445,12 +441,11 @@ describe.skipIf(!base)('postgres source: streamRaw', () => {
           b.pick(i, ['id']);
         }
         count += b.length;
-        peak = Math.max(peak, mem() - before);
+        growth.sample();
       }
       expect(count).toBe(300_000);
-      // The whole result is ~65 MB as COPY text and ~100 MB as JS objects; two batches are ~1 MB. The
-      // heap figure includes garbage not collected yet, hence the margin.
-      expect(peak).toBeLessThan(90 * 1024 * 1024);
+      // The whole result is ~65 MB as COPY text and ~100 MB as JS objects; two batches are ~1 MB.
+      expect(growth.peak).toBeLessThan(25 * 1024 * 1024);
     }
   });
 

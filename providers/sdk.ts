@@ -236,3 +236,14 @@ export const DATABASE_ACTIONS: Readonly<Partial<Record<ActionName, ActionSpec>>>
   delete: { changes: ['deleted'], requires: ['table', 'key'] },
   mirror: { changes: ['added', 'updated', 'deleted'], requires: ['table', 'key'] },
 };
+
+/**
+ * Sets `row[name]` as an own, enumerable property, `__proto__` included (a plain assignment of that
+ * name on a fresh object would set its prototype instead): for rows and fields built from names a
+ * model or a mapping chose.
+ */
+export function setField(row: Record<string, unknown>, name: string, value: unknown): void {
+  if (name === '__proto__')
+    Object.defineProperty(row, name, { value, enumerable: true, writable: true, configurable: true });
+  else row[name] = value;
+}

@@ -1,4 +1,4 @@
-import type { Row } from '../../providers/sdk.js';
+import { type Row, setField } from '../../providers/sdk.js';
 import type { FieldValue } from '../config/types.gen.js';
 import { UserError } from '../errors.js';
 
@@ -100,7 +100,7 @@ export function compileFields(fields: Readonly<Record<string, FieldValue>>): Fie
       try {
         for (const { name, get } of entries) {
           const v = get(row);
-          setProperty(out, name, v === MISSING || v === undefined ? null : v);
+          setField(out, name, v === MISSING || v === undefined ? null : v);
         }
       } catch (e) {
         if (e instanceof MapFailure) return { ok: false, code: e.code, message: e.message, field: e.field };
@@ -167,7 +167,7 @@ function compileObject(field: string, props: Readonly<Record<string, FieldValue>
       const out: Record<string, unknown> = {};
       for (const { name, get } of parts) {
         const v = get(row);
-        if (v !== MISSING) setProperty(out, name, v === undefined ? null : v);
+        if (v !== MISSING) setField(out, name, v === undefined ? null : v);
       }
       return out;
     },
@@ -202,7 +202,7 @@ function compileArray(
         const out: Record<string, unknown> = {};
         for (const p of props) {
           const value = readItemProperty(item, p.segments, field, where);
-          if (value !== MISSING) setProperty(out, p.out, value === undefined ? null : value);
+          if (value !== MISSING) setField(out, p.out, value === undefined ? null : value);
         }
         return out;
       });
@@ -349,12 +349,6 @@ function describe(v: Value): string {
   if (typeof v === 'object') return isPlainObject(v) ? 'an object' : `a ${v.constructor?.name ?? 'value'}`;
   if (typeof v === 'bigint') return 'a number';
   return `a ${typeof v}`;
-}
-
-// `out.__proto__ = x` would set the prototype instead of a property.
-function setProperty(out: Record<string, unknown>, name: string, value: unknown): void {
-  if (name === '__proto__') Object.defineProperty(out, name, { value, enumerable: true, writable: true });
-  else out[name] = value;
 }
 
 /**

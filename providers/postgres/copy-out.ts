@@ -1,6 +1,6 @@
 import type pg from 'pg';
 import { fingerprint, fingerprintText } from '../fingerprint.js';
-import type { RawRows, RawText, Row } from '../sdk.js';
+import { type RawRows, type RawText, type Row, setField } from '../sdk.js';
 
 /**
  * The read side of COPY text format (`COPY (query) TO STDOUT`): split the byte stream into rows, keep
@@ -240,13 +240,6 @@ function unescapeCopyBytes(src: Uint8Array): Buffer {
 function fieldValue(text: string, parser: Parser): unknown {
   if (text.length === 2 && text.charCodeAt(0) === 92 && text.charCodeAt(1) === 78) return null;
   return parser(text.indexOf('\\') === -1 ? text : unescapeCopyText(text));
-}
-
-/** Sets `row[name]` even for `__proto__`, which a plain assignment on a fresh object would not. */
-function setField(row: Record<string, unknown>, name: string, value: unknown): void {
-  if (name === '__proto__')
-    Object.defineProperty(row, name, { value, enumerable: true, writable: true, configurable: true });
-  else row[name] = value;
 }
 
 /** RawText.format of rows read as COPY text (each value its type's output text). */

@@ -1,7 +1,7 @@
 import type { Statement } from 'better-sqlite3';
 import { fingerprint } from '../fingerprint.js';
 import type { Column, DescribeRequest, RawRows, Row, SourceCapability, StreamRequest } from '../sdk.js';
-import { ProviderError } from '../sdk.js';
+import { ProviderError, setField } from '../sdk.js';
 import { type SqliteConnection, toProviderError } from './connection.js';
 
 /**
@@ -189,13 +189,6 @@ export class SqliteRawRows implements RawRows {
 
 /** Where SqliteRawRows writes a row to fingerprint it (one row at a time; grows for a larger row). */
 let scratch = Buffer.allocUnsafe(64 * 1024);
-
-/** Sets `row[name]` even for `__proto__`, which a plain assignment on a fresh object would not. */
-function setField(row: Record<string, unknown>, name: string, value: unknown): void {
-  if (name === '__proto__')
-    Object.defineProperty(row, name, { value, enumerable: true, writable: true, configurable: true });
-  else row[name] = value;
-}
 
 const MAX = BigInt(Number.MAX_SAFE_INTEGER);
 const MIN = -MAX;

@@ -9,6 +9,7 @@ import { mysqlDatetime, provider } from '../../providers/mysql/index.js';
 import type { LoadRecord, Row, Session } from '../../providers/sdk.js';
 import { MemoryGrowth } from '../fixtures/memory.js';
 import { rejection } from '../fixtures/provider-errors.js';
+import { drainSlowly, readUntilKilled } from '../fixtures/streams.js';
 import { freshDatabase, serverUrl } from '../harness/databases.js';
 import { freePorts } from '../harness/process.js';
 import { destinationContract } from './destination-contract.js';
@@ -213,14 +214,11 @@ describe.skipIf(!base)('mysql provider (MariaDB)', () => {
         expect(e2.code).toBe('statement_timeout');
         expect(e2.message).toContain('max_statement_time exceeded');
         // The timeout bounds each batch, not the whole stream: a slow consumer is not a slow query.
-        let n = 0;
-        const started = Date.now();
-        for await (const b of s.source!.stream({ sql: 'SELECT seq FROM seq_1_to_5000', batchSize: 500 })) {
-          n += b.length;
-          await new Promise((r) => setTimeout(r, 100));
-        }
-        expect(n).toBe(5000);
-        expect(Date.now() - started).toBeGreaterThan(900);
+        const slow = await drainSlowly(
+          s.source!.stream({ sql: 'SELECT seq FROM seq_1_to_5000', batchSize: 500 }),
+        );
+        expect(slow.rows).toBe(5000);
+        expect(slow.ms).toBeGreaterThan(900);
       } finally {
         await s.close();
       }
@@ -230,25 +228,20 @@ describe.skipIf(!base)('mysql provider (MariaDB)', () => {
       const s = await open(url);
       try {
         const marker = `kill_me_${Date.now()}`;
-        const iterate = async () => {
-          let n = 0;
-          for await (const b of s.source!.stream({
-            sql: `SELECT seq, '${marker}' AS m FROM seq_1_to_5000000`,
-            batchSize: 500,
-          })) {
-            n += b.length;
-            if (n === 500) {
+        const e = await rejection(
+          readUntilKilled(
+            s.source!.stream({ sql: `SELECT seq, '${marker}' AS m FROM seq_1_to_5000000`, batchSize: 500 }),
+            500,
+            async () => {
               const [procs] = await admin.query<mysql.RowDataPacket[]>(
                 'SELECT ID AS id FROM information_schema.PROCESSLIST WHERE INFO LIKE ? AND ID <> CONNECTION_ID()',
                 [`%${marker}' AS m%`],
               );
               expect(procs).toHaveLength(1);
               await admin.query(`KILL CONNECTION ${Number(procs[0]!.id)}`);
-            }
-          }
-          return n;
-        };
-        const e = await rejection(iterate());
+            },
+          ),
+        );
         expect(e.retryable).toBe(true);
         expect(e.code).toBe('connection_lost');
         const [rows] = await collect(s, 'SELECT 1 AS ok');

@@ -17,6 +17,7 @@ import type { RawRows, Row, Session } from '../../providers/sdk.js';
 import { MemoryGrowth } from '../fixtures/memory.js';
 import { AWKWARD_TABLE_SQL } from '../fixtures/postgres-awkward.js';
 import { rejection } from '../fixtures/provider-errors.js';
+import { drainSlowly, readUntilKilled } from '../fixtures/streams.js';
 import { freshDatabase, serverUrl } from '../harness/databases.js';
 
 const base = serverUrl('postgres');
@@ -488,17 +489,11 @@ describe.skipIf(!base)('postgres source: streamRaw', () => {
       expect(e.retryable).toBe(true);
       expect(e.message).toContain('statement timeout');
       // A slow consumer is not a slow query.
-      let n = 0;
-      const started = Date.now();
-      for await (const b of s.source!.streamRaw!({
-        sql: 'SELECT g FROM generate_series(1, 5000) g',
-        batchSize: 500,
-      })) {
-        n += b.length;
-        await new Promise((r) => setTimeout(r, 100));
-      }
-      expect(n).toBe(5000);
-      expect(Date.now() - started).toBeGreaterThan(900);
+      const slow = await drainSlowly(
+        s.source!.streamRaw!({ sql: 'SELECT g FROM generate_series(1, 5000) g', batchSize: 500 }),
+      );
+      expect(slow.rows).toBe(5000);
+      expect(slow.ms).toBeGreaterThan(900);
     } finally {
       await s.close();
     }
@@ -511,14 +506,11 @@ describe.skipIf(!base)('postgres source: streamRaw', () => {
     ] as const) {
       const s = await open(url, extra);
       try {
-        const iterate = async () => {
-          let n = 0;
-          for await (const b of s.source!.streamRaw!({
-            sql: 'SELECT g FROM generate_series(1, 5000000) g',
-            batchSize: 499,
-          })) {
-            n += b.length;
-            if (n === 499) {
+        const e = await rejection(
+          readUntilKilled(
+            s.source!.streamRaw!({ sql: 'SELECT g FROM generate_series(1, 5000000) g', batchSize: 499 }),
+            499,
+            async () => {
               const killed = await admin.query(
                 `SELECT pg_terminate_backend(pid) AS ok FROM pg_stat_activity
                   WHERE query LIKE $1 AND pid <> pg_backend_pid()`,
@@ -528,11 +520,9 @@ describe.skipIf(!base)('postgres source: streamRaw', () => {
                 killed.rows.map((r) => r.ok),
                 name,
               ).toEqual([true]);
-            }
-          }
-          return n;
-        };
-        const e = await rejection(iterate());
+            },
+          ),
+        );
         expect(e.retryable).toBe(true);
         expect(e.code).toBe('connection_lost');
         const [raw] = await collectRaw(s, 'SELECT 5 AS ok');

@@ -11,6 +11,7 @@ import type { LoadRecord, Row, Session } from '../../providers/sdk.js';
 import { MemoryGrowth } from '../fixtures/memory.js';
 import { AWKWARD_TABLE_SQL } from '../fixtures/postgres-awkward.js';
 import { rejection } from '../fixtures/provider-errors.js';
+import { drainSlowly, readUntilKilled } from '../fixtures/streams.js';
 import { freshDatabase, serverUrl } from '../harness/databases.js';
 import { freePorts, isRoot } from '../harness/process.js';
 import { destinationContract } from './destination-contract.js';
@@ -213,17 +214,11 @@ describe.skipIf(!base)('postgres provider', () => {
         const [rows] = await collect(s, 'SELECT 1 AS ok');
         expect(rows).toEqual([{ ok: 1 }]);
         // The timeout bounds each fetch, not the whole stream: a slow consumer is not a slow query.
-        let n = 0;
-        const started = Date.now();
-        for await (const b of s.source!.stream({
-          sql: 'SELECT g FROM generate_series(1, 5000) g',
-          batchSize: 500,
-        })) {
-          n += b.length;
-          await new Promise((r) => setTimeout(r, 100));
-        }
-        expect(n).toBe(5000);
-        expect(Date.now() - started).toBeGreaterThan(900);
+        const slow = await drainSlowly(
+          s.source!.stream({ sql: 'SELECT g FROM generate_series(1, 5000) g', batchSize: 500 }),
+        );
+        expect(slow.rows).toBe(5000);
+        expect(slow.ms).toBeGreaterThan(900);
       } finally {
         await s.close();
       }
@@ -232,24 +227,19 @@ describe.skipIf(!base)('postgres provider', () => {
     it('fails retryably when the connection is killed mid-stream', async () => {
       const s = await open(url);
       try {
-        const iterate = async () => {
-          let n = 0;
-          for await (const b of s.source!.stream({
-            sql: 'SELECT g FROM generate_series(1, 5000000) g',
-            batchSize: 499,
-          })) {
-            n += b.length;
-            if (n === 499) {
+        const e = await rejection(
+          readUntilKilled(
+            s.source!.stream({ sql: 'SELECT g FROM generate_series(1, 5000000) g', batchSize: 499 }),
+            499,
+            async () => {
               const killed = await admin.query(
                 `SELECT pg_terminate_backend(pid) AS ok FROM pg_stat_activity
                   WHERE query LIKE 'FETCH FORWARD 499 FROM backflow_model%' AND pid <> pg_backend_pid()`,
               );
               expect(killed.rows.map((r) => r.ok)).toEqual([true]);
-            }
-          }
-          return n;
-        };
-        const e = await rejection(iterate());
+            },
+          ),
+        );
         expect(e.retryable).toBe(true);
         expect(e.code).toBe('connection_lost');
         // The session recovers with a new connection.

@@ -1,5 +1,3 @@
-import { loadDocument } from '../config/load.js';
-import type { BackflowConfig } from '../config/types.gen.js';
 import type { RuntimeStore } from '../store/types.js';
 import type { RunSubscriber } from '../sync/after-run.js';
 import type { SyncRun } from '../sync/types.js';
@@ -31,16 +29,10 @@ export async function recordRun(req: RecordRunRequest): Promise<void> {
   });
 }
 
-/** The `settings` of a config directory, as the runtime commands read them (the files may be mid-edit). */
-export async function readSettings(dir: string): Promise<BackflowConfig['settings']> {
-  const loaded = await loadDocument(dir);
-  return loaded.data.settings as BackflowConfig['settings'];
-}
-
 /** After every run (`backflow sync`, replay, the agent): the mapping's entry in the status document. */
 export const statusSubscriber: RunSubscriber = async (ctx) => {
   if (ctx.run.status === 'in_progress') return;
-  const status = await openStatusStore(ctx.configDir, await readSettings(ctx.configDir));
+  const status = await openStatusStore(ctx.configDir, await ctx.settings());
   try {
     await recordRun({ status, store: ctx.store, run: ctx.run });
   } finally {

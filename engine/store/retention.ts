@@ -1,5 +1,4 @@
 import { durationOr } from '../config/durations.js';
-import { readSettings } from '../status/subscriber.js';
 import type { RunSubscriber } from '../sync/after-run.js';
 import type { RuntimeStore } from './types.js';
 
@@ -31,7 +30,7 @@ export async function pruneHistory(req: {
 
 /** After every run (`backflow sync`, replay, the agent): the history beyond the retention goes. */
 export const retentionSubscriber: RunSubscriber = async (ctx) => {
-  const retention = (await readSettings(ctx.configDir))?.store?.retention;
+  const retention = (await ctx.settings())?.store?.retention;
   const removed = await pruneHistory({ store: ctx.store, retention });
   if (removed > 0)
     ctx.log(

@@ -6,6 +6,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { openStore } from '../../engine/store/index.js';
 import { pruneHistory, retentionSubscriber } from '../../engine/store/retention.js';
 import type { RuntimeStore } from '../../engine/store/types.js';
+import { readSettings } from '../../engine/sync/after-run.js';
 import { emptyRun, type SyncRun } from '../../engine/sync/types.js';
 
 const open: RuntimeStore[] = [];
@@ -49,7 +50,14 @@ describe('history retention', () => {
       await store.insertRun(run(id, days));
     const lines: string[] = [];
     const newest = (await store.getRun('newest'))!;
-    await retentionSubscriber({ run: newest, state: null, store, configDir: dir, log: (m) => lines.push(m) });
+    await retentionSubscriber({
+      run: newest,
+      state: null,
+      store,
+      configDir: dir,
+      log: (m) => lines.push(m),
+      settings: () => readSettings(dir),
+    });
     expect((await store.listRuns({})).map((r) => r.id).sort()).toEqual(['newest', 'recent']);
     expect(lines).toEqual(['removed 2 runs older than 7d from the history (settings.store.retention)']);
   });

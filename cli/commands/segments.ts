@@ -1,5 +1,4 @@
 /** `backflow segments …`: events into segment queues, flushing them without the agent, statistics. */
-import { access, open, rename, unlink } from 'node:fs/promises';
 import { basename } from 'node:path';
 import { errorMessage, UserError } from '../../engine/errors.js';
 import { discardFailedBatch } from '../../engine/segments/discard.js';
@@ -20,6 +19,7 @@ import { profileKey } from '../../engine/segments/profiles.js';
 import { queueSummaries } from '../../engine/segments/queue.js';
 import { resolveIntegration, resolveSegment } from '../../engine/segments/resolve.js';
 import type { Profile } from '../../engine/segments/types.js';
+import { writeFileAtomically } from '../../engine/state/local.js';
 import { parseTime } from '../../engine/sync/overview.js';
 import { type IO, interruptible, print, printJson } from '../io.js';
 import {
@@ -257,7 +257,9 @@ export async function segmentsDiscardCommand(
             { hint: 'add --out FILE (JSON Lines, for `segments add|remove --file` once fixed), or --drop' },
           );
         }
-        await writeNewFile(opts.out, profiles.map((p) => `${JSON.stringify(p)}\n`).join(''));
+        await writeFileAtomically(opts.out, profiles.map((p) => `${JSON.stringify(p)}\n`).join(''), {
+          exclusive: true,
+        });
       },
     });
     if (opts.json) printJson(io, { ...r, ...(opts.out && r.profiles ? { saved_to: opts.out } : {}) });
@@ -275,29 +277,6 @@ export async function segmentsDiscardCommand(
     }
     return 0;
   });
-}
-
-/** Writes `text` to a file that must not exist yet, whole or not at all (temp file, fsync, rename). */
-async function writeNewFile(path: string, text: string): Promise<void> {
-  if (
-    await access(path).then(
-      () => true,
-      () => false,
-    )
-  )
-    throw new UserError(`${path} already exists`, { hint: 'choose another --out file' });
-  const tmp = `${path}.${process.pid}.tmp`;
-  const fh = await open(tmp, 'wx');
-  try {
-    await fh.writeFile(text);
-    await fh.sync();
-    await fh.close();
-    await rename(tmp, path);
-  } catch (e) {
-    await fh.close().catch(() => undefined);
-    await unlink(tmp).catch(() => undefined);
-    throw e;
-  }
 }
 
 /** `segments queue`: what waits, per integration and segment. */

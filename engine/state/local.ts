@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { mkdir, open, readFile, rename, unlink } from 'node:fs/promises';
+import { access, mkdir, open, readFile, rename, unlink } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { dirname, relative } from 'node:path';
 import { LockHeldError, UserError } from '../errors.js';
@@ -129,18 +129,43 @@ export function parseState(text: string, where: string): StateDocument {
 
 /**
  * Writes `doc` as indented JSON to `path` so that a reader sees the old file or the new one, never
- * half of one, and a crash right after leaves the new one: temp file, fsync, rename, fsync the folder.
+ * half of one, and a crash right after leaves the new one (writeFileAtomically).
  */
 export async function writeJsonAtomically(path: string, doc: unknown, mode: number): Promise<void> {
+  await writeFileAtomically(path, `${JSON.stringify(doc, null, 2)}\n`, { mode });
+}
+
+/**
+ * Writes `text` to `path` whole or not at all: a temp file beside it, fsync, rename, fsync the
+ * folder. A failed write leaves no temp file. With `exclusive`, an existing `path` is refused.
+ */
+export async function writeFileAtomically(
+  path: string,
+  text: string,
+  opts: { mode?: number; exclusive?: boolean } = {},
+): Promise<void> {
+  if (
+    opts.exclusive &&
+    (await access(path).then(
+      () => true,
+      () => false,
+    ))
+  )
+    throw new UserError(`${path} already exists`, { hint: 'choose another file name' });
   const tmp = `${path}.${process.pid}.${Date.now()}.tmp`;
-  const fh = await open(tmp, 'w', mode);
+  const fh = await open(tmp, 'w', opts.mode ?? 0o644);
   try {
-    await fh.writeFile(`${JSON.stringify(doc, null, 2)}\n`);
-    await fh.sync();
-  } finally {
-    await fh.close();
+    try {
+      await fh.writeFile(text);
+      await fh.sync();
+    } finally {
+      await fh.close();
+    }
+    await rename(tmp, path);
+  } catch (e) {
+    await unlink(tmp).catch(() => undefined);
+    throw e;
   }
-  await rename(tmp, path);
   const dir = await open(dirname(path), 'r');
   try {
     await dir.sync();

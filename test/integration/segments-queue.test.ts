@@ -257,35 +257,16 @@ describe.each(kinds)('segment queue on the %s store', (kind) => {
 
   it('stores members with any key text and fields as given, and resends them as stored', async () => {
     const odd = ['', 'a"b', "it's", 'back\\slash', 'é', '😀', 'line\nbreak', '{"x":1}', 'tab\t'];
-    await enqueueProfiles({
-      store,
-      state,
-      segment: 'vip',
-      kind: 'add',
-      profiles: [
-        ...odd.map((id) => ({ CustomID: id, Email: `${id}@x`, Ignored: true })),
-        { CustomID: 7, Email: null },
-        { CustomID: 'é', Email: 'last wins' },
-      ],
-      now: T0,
-    });
+    const addProfiles = (profiles: Profile[]) =>
+      enqueueProfiles({ store, state, segment: 'vip', kind: 'add', profiles, now: T0 });
+    await addProfiles([
+      ...odd.map((id) => ({ CustomID: id, Email: `${id}@x`, Ignored: true })),
+      { CustomID: 7, Email: null },
+      { CustomID: 'é', Email: 'last wins' },
+    ]);
     // Profiles that are their key alone are stored without JSON; a number key is not one of them.
-    await enqueueProfiles({
-      store,
-      state,
-      segment: 'vip',
-      kind: 'add',
-      profiles: [{ CustomID: 'solo' }, { CustomID: 'q"uote' }],
-      now: T0,
-    });
-    await enqueueProfiles({
-      store,
-      state,
-      segment: 'vip',
-      kind: 'add',
-      profiles: [{ CustomID: 8 }],
-      now: T0,
-    });
+    await addProfiles([{ CustomID: 'solo' }, { CustomID: 'q"uote' }]);
+    await addProfiles([{ CustomID: 8 }]);
     const stored = await store.sql.all<{ key: string; profile: string }>(
       "SELECT key, profile FROM segment_members WHERE key IN ('solo', 'q\"uote', '8', '7') ORDER BY key",
     );
